@@ -1,0 +1,634 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// maxCASAttempts bounds the compare-and-set retries of one write; the ctx
+// deadline bounds them too.
+const maxCASAttempts = 100
+
+// Manager is the session manager: sa-token's DistributedSessionManager in Go
+// idiom. Create one per process with [New]; it is safe for concurrent use.
+type Manager struct {
+	store     Store
+	serviceID string
+	idle      time.Duration
+	touch     time.Duration
+	o         options
+	log       *slog.Logger
+	// stripes serialise writes to one session within this process, so
+	// compare-and-set retries are only paid for writers in other processes.
+	stripes [256]sync.Mutex
+}
+
+// New returns a Manager on store acting as serviceID, whose sessions end
+// after idleTimeout without use (at least 1 s). It fails with
+// [ErrInvalidConfig] on bad arguments or options.
+func New(store Store, serviceID string, idleTimeout time.Duration, opts ...Option) (*Manager, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
+	}
+	if err := ValidateServiceID(serviceID); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if idleTimeout < time.Second {
+		return nil, fmt.Errorf("%w: idle timeout must be at least 1s", ErrInvalidConfig)
+	}
+	o := options{
+		requestTimeout:    DefaultRequestTimeout,
+		maxAttrValueBytes: DefaultMaxAttrValueBytes,
+		maxSessionBytes:   DefaultMaxSessionBytes,
+		fenceTTL:          DefaultFenceTTL,
+		logger:            slog.Default(),
+		now:               time.Now,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	touch := o.touchInterval
+	if touch == 0 {
+		touch = max(idleTimeout/10, time.Second)
+	}
+	return &Manager{
+		store:     store,
+		serviceID: serviceID,
+		idle:      idleTimeout,
+		touch:     touch,
+		o:         o,
+		log:       o.logger.With("component", "bus"),
+	}, nil
+}
+
+// ServiceID returns the id the Manager acts as when the ctx names none.
+func (m *Manager) ServiceID() string { return m.serviceID }
+
+// IdleTimeout returns the idle timeout sessions are created with.
+func (m *Manager) IdleTimeout() time.Duration { return m.idle }
+
+func (m *Manager) caller(ctx context.Context) string {
+	if id, ok := ServiceFromContext(ctx); ok {
+		return id
+	}
+	return m.serviceID
+}
+
+// withTimeout applies the request timeout when ctx has no deadline.
+func (m *Manager) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, m.o.requestTimeout)
+}
+
+// expiry is when s ends if used at now: the idle timeout, capped by the
+// absolute lifetime.
+func (m *Manager) expiry(s *Session, now time.Time) time.Time {
+	e := now.Add(m.idle)
+	if m.o.maxLifetime > 0 {
+		if limit := s.CreateTime.Add(m.o.maxLifetime); limit.Before(e) {
+			return limit
+		}
+	}
+	return e
+}
+
+// slide extends s's expiry when a touch is due at now, and says whether it did.
+func (m *Manager) slide(s *Session, now time.Time) bool {
+	if now.Sub(s.LastAccess) < m.touch {
+		return false
+	}
+	next := m.expiry(s, now)
+	if !next.After(s.ExpiresAt) {
+		return false // at the lifetime cap: nothing to extend
+	}
+	s.LastAccess, s.ExpiresAt = now, next
+	return true
+}
+
+func (m *Manager) checkSize(s *Session) error {
+	total := 0
+	for k, v := range s.Attributes {
+		if err := validateAttrKey(k); err != nil {
+			return err
+		}
+		if len(v) > m.o.maxAttrValueBytes {
+			return fmt.Errorf("%w: attribute %q is over %d bytes", ErrTooLarge, k, m.o.maxAttrValueBytes)
+		}
+		total += len(k) + len(v)
+	}
+	if total > m.o.maxSessionBytes {
+		return fmt.Errorf("%w: attributes total over %d bytes", ErrTooLarge, m.o.maxSessionBytes)
+	}
+	return nil
+}
+
+// CreateSession creates a session for loginID with the user's token and
+// returns it, Token included (the only time it is returned). Errors:
+// [ErrInvalidInput], [ErrTooLarge], [ErrTokenInUse], [ErrSessionLimit], and
+// [ErrConflict] when a DeleteAllSessions of the login overtook the create.
+func (m *Manager) CreateSession(ctx context.Context, loginID, token string) (*Session, error) {
+	if err := ValidateLoginID(loginID); err != nil {
+		return nil, err
+	}
+	if err := validateToken(token); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	now := m.o.now()
+	caller := m.caller(ctx)
+	s := &Session{
+		SessionID:        uuid.NewString(),
+		LoginID:          loginID,
+		ServiceID:        caller,
+		CreateTime:       now,
+		LastAccess:       now,
+		Attributes:       map[string]string{},
+		TokenFingerprint: TokenFingerprint(m.o.tokenKey, token),
+	}
+	s.ExpiresAt = m.expiry(s, now)
+	if m.o.maxSessions > 0 && m.o.evict == RefuseNew {
+		ids, err := m.store.SessionIDsByLogin(ctx, loginID)
+		if err != nil {
+			return nil, m.storeErr("list sessions", err)
+		}
+		if len(ids) >= m.o.maxSessions {
+			return nil, fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, len(ids))
+		}
+	}
+	rev, err := m.store.CreateSession(ctx, s, Change{Op: OpCreated, Service: caller})
+	if err != nil {
+		return nil, m.storeErr("create session", err)
+	}
+	s.Revision = rev
+	// A DeleteAllSessions that began before this create must not miss it:
+	// it fences first and lists after, and we check the fence after our
+	// index entry is written, so one of the two always sees the other.
+	fence, err := m.store.LoginFence(ctx, loginID)
+	if err != nil {
+		return nil, m.undoCreate(ctx, s, m.storeErr("read fence", err))
+	}
+	if !fence.IsZero() && !s.CreateTime.After(fence) {
+		return nil, m.undoCreate(ctx, s, fmt.Errorf("%w: all sessions of the login were deleted meanwhile", ErrConflict))
+	}
+	if m.o.maxSessions > 0 {
+		if err := m.enforceMaxSessions(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	s.Token = token
+	return s, nil
+}
+
+func (m *Manager) undoCreate(ctx context.Context, s *Session, cause error) error {
+	if err := m.store.DeleteSession(context.WithoutCancel(ctx), s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonRevoked}); err != nil {
+		m.log.Error("undo create failed", keySessionID, s.SessionID, keyErr, err)
+	}
+	return cause
+}
+
+// enforceMaxSessions runs after a create, so racing creates cannot both
+// slip under the cap: the oldest sessions beyond it are evicted, or, when
+// refusing, the newcomer withdraws unless it is among the oldest max.
+func (m *Manager) enforceMaxSessions(ctx context.Context, s *Session) error {
+	all, err := m.SessionsByLogin(ctx, s.LoginID)
+	if err != nil {
+		return m.undoCreate(ctx, s, err)
+	}
+	if len(all) <= m.o.maxSessions {
+		return nil
+	}
+	slices.SortFunc(all, func(a, b *Session) int {
+		if c := a.CreateTime.Compare(b.CreateTime); c != 0 {
+			return c
+		}
+		return compareStrings(a.SessionID, b.SessionID)
+	})
+	extra := all[:len(all)-m.o.maxSessions]
+	if m.o.evict == RefuseNew {
+		if slices.ContainsFunc(all[m.o.maxSessions:], func(o *Session) bool { return o.SessionID == s.SessionID }) {
+			return m.undoCreate(ctx, s, fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, m.o.maxSessions))
+		}
+		return nil
+	}
+	for _, old := range extra {
+		if old.SessionID == s.SessionID {
+			continue
+		}
+		if err := m.store.DeleteSession(ctx, old, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonEvicted}); err != nil {
+			return m.storeErr("evict session", err)
+		}
+	}
+	return nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// GetSession returns the session with that id and, at most once per touch
+// interval, extends its idle timeout. Errors: [ErrInvalidInput],
+// [ErrSessionNotFound].
+func (m *Manager) GetSession(ctx context.Context, sessionID string) (*Session, error) {
+	if err := ValidateSessionID(sessionID); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	return m.getAndTouch(ctx, sessionID)
+}
+
+func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) {
+	s, err := m.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	next := s.Clone()
+	if !m.slide(next, m.o.now()) {
+		return s, nil
+	}
+	rev, err := m.store.UpdateSession(ctx, next, Change{Op: OpRefreshed, Service: m.caller(ctx), Touch: true})
+	switch {
+	case err == nil:
+		next.Revision = rev
+		return next, nil
+	case errors.Is(err, ErrConflict):
+		return s, nil // another writer got there first; it touched or will
+	case errors.Is(err, ErrSessionNotFound):
+		return nil, ErrSessionNotFound
+	default:
+		m.log.Warn("touch failed", keySessionID, id, keyErr, err)
+		return s, nil
+	}
+}
+
+// load reads a live session.
+func (m *Manager) load(ctx context.Context, id string) (*Session, error) {
+	s, err := m.store.GetSession(ctx, id)
+	if err != nil {
+		return nil, m.storeErr("get session", err)
+	}
+	if s.expired(m.o.now()) {
+		return nil, ErrSessionNotFound
+	}
+	return s, nil
+}
+
+// GetSessionByToken returns the session of a user's token, touching it as
+// GetSession does. Errors: [ErrInvalidInput], [ErrSessionNotFound].
+func (m *Manager) GetSessionByToken(ctx context.Context, token string) (*Session, error) {
+	if err := validateToken(token); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	id, err := m.store.SessionIDByToken(ctx, TokenFingerprint(m.o.tokenKey, token))
+	if err != nil {
+		return nil, m.storeErr("look up token", err)
+	}
+	return m.getAndTouch(ctx, id)
+}
+
+// UpdateSession replaces the attributes of s if s.Revision is still the
+// session's latest (compare-and-set) and returns the new version. It never
+// brings back a deleted session and refuses to change LoginID. Errors:
+// [ErrInvalidInput], [ErrTooLarge], [ErrConflict], [ErrSessionNotFound].
+func (m *Manager) UpdateSession(ctx context.Context, s *Session) (*Session, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: nil session", ErrInvalidInput)
+	}
+	if err := ValidateSessionID(s.SessionID); err != nil {
+		return nil, err
+	}
+	if s.Revision == 0 {
+		return nil, fmt.Errorf("%w: revision is required", ErrInvalidInput)
+	}
+	if err := m.checkSize(s); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	cur, err := m.load(ctx, s.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if s.LoginID != "" && s.LoginID != cur.LoginID {
+		return nil, fmt.Errorf("%w: login_id cannot change", ErrInvalidInput)
+	}
+	if cur.Revision != s.Revision {
+		return nil, fmt.Errorf("%w: session changed since revision %d", ErrConflict, s.Revision)
+	}
+	next := cur.Clone()
+	next.Attributes = cloneAttrs(s.Attributes)
+	c := Change{Op: OpUpdated, Service: m.caller(ctx), Keys: changedKeys(cur.Attributes, next.Attributes)}
+	c.Touch = m.slide(next, m.o.now())
+	rev, err := m.store.UpdateSession(ctx, next, c)
+	if err != nil {
+		return nil, m.storeErr("update session", err)
+	}
+	next.Revision = rev
+	return next, nil
+}
+
+func cloneAttrs(a map[string]string) map[string]string {
+	c := make(map[string]string, len(a))
+	for k, v := range a {
+		c[k] = v
+	}
+	return c
+}
+
+// changedKeys lists the keys whose value differs between a and b, sorted.
+func changedKeys(a, b map[string]string) []string {
+	var keys []string
+	for k, v := range b {
+		if old, ok := a[k]; !ok || old != v {
+			keys = append(keys, k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// RefreshSession extends the idle timeout of a session now, whatever the
+// touch interval, and returns it. Errors: [ErrInvalidInput], [ErrSessionNotFound].
+func (m *Manager) RefreshSession(ctx context.Context, sessionID string) (*Session, error) {
+	return m.mutate(ctx, sessionID, func(s *Session, now time.Time) (Change, error) {
+		s.LastAccess, s.ExpiresAt = now, m.expiry(s, now)
+		return Change{Op: OpRefreshed, Touch: true}, nil
+	})
+}
+
+// errNoChange tells mutate the session needs no write.
+var errNoChange = errors.New("no change")
+
+// mutate applies fn to the latest version of a session and writes it with
+// compare-and-set, retrying on conflict with jittered backoff until it
+// lands, the ctx ends, or maxCASAttempts pass.
+func (m *Manager) mutate(ctx context.Context, id string, fn func(s *Session, now time.Time) (Change, error)) (*Session, error) {
+	if err := ValidateSessionID(id); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	mu := &m.stripes[stripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		s, err := m.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		now := m.o.now()
+		c, err := fn(s, now)
+		if errors.Is(err, errNoChange) {
+			return s, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := m.checkSize(s); err != nil {
+			return nil, err
+		}
+		c.Service = m.caller(ctx)
+		if !c.Touch {
+			c.Touch = m.slide(s, now)
+		}
+		rev, err := m.store.UpdateSession(ctx, s, c)
+		if err == nil {
+			s.Revision = rev
+			return s, nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
+			return nil, m.storeErr("update session", err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+}
+
+func stripe(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32() % 256
+}
+
+// backoff sleeps a random time up to min(1ms<<attempt, 50ms).
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + time.Millisecond/4)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// SetAttribute sets one attribute of a session; concurrent writers never
+// lose each other's writes. Errors: [ErrInvalidInput], [ErrTooLarge],
+// [ErrSessionNotFound].
+func (m *Manager) SetAttribute(ctx context.Context, sessionID, key, value string) error {
+	if err := validateAttrKey(key); err != nil {
+		return err
+	}
+	if len(value) > m.o.maxAttrValueBytes {
+		return fmt.Errorf("%w: attribute value is over %d bytes", ErrTooLarge, m.o.maxAttrValueBytes)
+	}
+	_, err := m.mutate(ctx, sessionID, func(s *Session, _ time.Time) (Change, error) {
+		if old, ok := s.Attributes[key]; ok && old == value {
+			return Change{}, errNoChange
+		}
+		s.Attributes[key] = value
+		return Change{Op: OpUpdated, Keys: []string{key}}, nil
+	})
+	return err
+}
+
+// GetAttribute returns one attribute of a session and whether it is set,
+// touching the session as GetSession does. Errors: [ErrInvalidInput],
+// [ErrSessionNotFound].
+func (m *Manager) GetAttribute(ctx context.Context, sessionID, key string) (string, bool, error) {
+	if err := validateAttrKey(key); err != nil {
+		return "", false, err
+	}
+	s, err := m.GetSession(ctx, sessionID)
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := s.Attributes[key]
+	return v, ok, nil
+}
+
+// RemoveAttribute removes one attribute; removing one that is not set is
+// not an error. Errors: [ErrInvalidInput], [ErrSessionNotFound].
+func (m *Manager) RemoveAttribute(ctx context.Context, sessionID, key string) error {
+	if err := validateAttrKey(key); err != nil {
+		return err
+	}
+	_, err := m.mutate(ctx, sessionID, func(s *Session, _ time.Time) (Change, error) {
+		if _, ok := s.Attributes[key]; !ok {
+			return Change{}, errNoChange
+		}
+		delete(s.Attributes, key)
+		return Change{Op: OpUpdated, Keys: []string{key}}, nil
+	})
+	return err
+}
+
+// DeleteSession ends a session (reason "logout"). Deleting a session that
+// does not exist is not an error. Errors: [ErrInvalidInput].
+func (m *Manager) DeleteSession(ctx context.Context, sessionID string) error {
+	if err := ValidateSessionID(sessionID); err != nil {
+		return err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	return m.deleteByID(ctx, sessionID, ReasonLogout)
+}
+
+func (m *Manager) deleteByID(ctx context.Context, id, reason string) error {
+	s, err := m.store.GetSession(ctx, id)
+	if errors.Is(err, ErrSessionNotFound) {
+		return nil
+	}
+	if err != nil {
+		return m.storeErr("get session", err)
+	}
+	if err := m.store.DeleteSession(ctx, s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: reason}); err != nil {
+		return m.storeErr("delete session", err)
+	}
+	return nil
+}
+
+// DeleteSessionByToken ends the session of a user's token; an unknown token
+// is not an error. Errors: [ErrInvalidInput].
+func (m *Manager) DeleteSessionByToken(ctx context.Context, token string) error {
+	if err := validateToken(token); err != nil {
+		return err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	id, err := m.store.SessionIDByToken(ctx, TokenFingerprint(m.o.tokenKey, token))
+	if errors.Is(err, ErrSessionNotFound) {
+		return nil
+	}
+	if err != nil {
+		return m.storeErr("look up token", err)
+	}
+	return m.deleteByID(ctx, id, ReasonLogout)
+}
+
+// SessionsByLogin returns the live sessions of a login, oldest first,
+// without touching them (monitoring is not use). Errors: [ErrInvalidInput].
+func (m *Manager) SessionsByLogin(ctx context.Context, loginID string) ([]*Session, error) {
+	if err := ValidateLoginID(loginID); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	ids, err := m.store.SessionIDsByLogin(ctx, loginID)
+	if err != nil {
+		return nil, m.storeErr("list sessions", err)
+	}
+	out := make([]*Session, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = m.load(ctx, id)
+		}()
+	}
+	wg.Wait()
+	live := out[:0]
+	for i, s := range out {
+		switch {
+		case errs[i] == nil:
+			live = append(live, s)
+		case !errors.Is(errs[i], ErrSessionNotFound):
+			return nil, errs[i]
+		}
+	}
+	slices.SortFunc(live, func(a, b *Session) int { return a.CreateTime.Compare(b.CreateTime) })
+	return live, nil
+}
+
+// DeleteAllSessions ends every session of a login (reason "logout_all")
+// and returns how many it ended. A create racing it either completes
+// before it and is deleted, or fails with [ErrConflict]: once it returns,
+// no session created before the call is left. Errors: [ErrInvalidInput].
+func (m *Manager) DeleteAllSessions(ctx context.Context, loginID string) (int, error) {
+	if err := ValidateLoginID(loginID); err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	if err := m.store.SetLoginFence(ctx, loginID, m.o.now(), m.o.fenceTTL); err != nil {
+		return 0, m.storeErr("set fence", err)
+	}
+	ids, err := m.store.SessionIDsByLogin(ctx, loginID)
+	if err != nil {
+		return 0, m.storeErr("list sessions", err)
+	}
+	n := 0
+	for _, id := range ids {
+		s, err := m.store.GetSession(ctx, id)
+		if errors.Is(err, ErrSessionNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, m.storeErr("get session", err)
+		}
+		if err := m.store.DeleteSession(ctx, s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonLogoutAll}); err != nil {
+			return n, m.storeErr("delete session", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// storeErr passes on errors the API names and wraps the rest as
+// unavailable or internal, naming the operation.
+func (m *Manager) storeErr(op string, err error) error {
+	for _, known := range []error{ErrSessionNotFound, ErrConflict, ErrTokenInUse, ErrTooLarge,
+		ErrInvalidInput, ErrServiceExists, ErrServiceNotFound, ErrUnavailable} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	}
+	m.log.Error("store failed", "op", op, keyErr, err)
+	return fmt.Errorf("%w: %s", ErrInternal, op)
+}

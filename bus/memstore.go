@@ -1,0 +1,259 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a [Store] in process memory, for tests and single-process
+// use. Expired entries are invisible at once and freed by a sweep that rides
+// on writes, so the store needs no goroutine of its own.
+type MemoryStore struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	rev       uint64
+	sessions  map[string]*Session            // by session id
+	tokens    map[string]string              // fingerprint -> session id
+	logins    map[string]map[string]struct{} // login id -> session ids
+	fences    map[string]memFence
+	services  map[string]ServiceRecord
+	lastSweep time.Time
+}
+
+type memFence struct {
+	at, until time.Time
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		now:      time.Now,
+		sessions: map[string]*Session{},
+		tokens:   map[string]string{},
+		logins:   map[string]map[string]struct{}{},
+		fences:   map[string]memFence{},
+		services: map[string]ServiceRecord{},
+	}
+}
+
+// live returns the unexpired session id, dropping it when it has expired.
+// Callers hold mu.
+func (st *MemoryStore) live(id string, now time.Time) (*Session, bool) {
+	s, ok := st.sessions[id]
+	if !ok {
+		return nil, false
+	}
+	if s.expired(now) {
+		st.drop(s)
+		return nil, false
+	}
+	return s, true
+}
+
+func (st *MemoryStore) drop(s *Session) {
+	delete(st.sessions, s.SessionID)
+	if st.tokens[s.TokenFingerprint] == s.SessionID {
+		delete(st.tokens, s.TokenFingerprint)
+	}
+	if ids := st.logins[s.LoginID]; ids != nil {
+		delete(ids, s.SessionID)
+		if len(ids) == 0 {
+			delete(st.logins, s.LoginID)
+		}
+	}
+}
+
+// sweep frees expired entries at most once a second. Callers hold mu.
+func (st *MemoryStore) sweep(now time.Time) {
+	if now.Sub(st.lastSweep) < time.Second {
+		return
+	}
+	st.lastSweep = now
+	for _, s := range st.sessions {
+		if s.expired(now) {
+			st.drop(s)
+		}
+	}
+	for id, f := range st.fences {
+		if !now.Before(f.until) {
+			delete(st.fences, id)
+		}
+	}
+}
+
+// CreateSession implements [Store].
+func (st *MemoryStore) CreateSession(_ context.Context, s *Session, _ Change) (uint64, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.now()
+	st.sweep(now)
+	if _, ok := st.live(s.SessionID, now); ok {
+		return 0, fmt.Errorf("create session %s: %w", s.SessionID, ErrConflict)
+	}
+	if id, ok := st.tokens[s.TokenFingerprint]; ok {
+		if _, alive := st.live(id, now); alive {
+			return 0, fmt.Errorf("create session: %w", ErrTokenInUse)
+		}
+	}
+	st.rev++
+	c := s.Clone()
+	c.Token = ""
+	c.Revision = st.rev
+	st.sessions[c.SessionID] = c
+	st.tokens[c.TokenFingerprint] = c.SessionID
+	if st.logins[c.LoginID] == nil {
+		st.logins[c.LoginID] = map[string]struct{}{}
+	}
+	st.logins[c.LoginID][c.SessionID] = struct{}{}
+	return c.Revision, nil
+}
+
+// GetSession implements [Store].
+func (st *MemoryStore) GetSession(_ context.Context, id string) (*Session, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.live(id, st.now())
+	if !ok {
+		return nil, ErrSessionNotFound
+	}
+	return s.Clone(), nil
+}
+
+// SessionIDByToken implements [Store].
+func (st *MemoryStore) SessionIDByToken(_ context.Context, fingerprint string) (string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	id, ok := st.tokens[fingerprint]
+	if !ok {
+		return "", ErrSessionNotFound
+	}
+	if _, alive := st.live(id, st.now()); !alive {
+		return "", ErrSessionNotFound
+	}
+	return id, nil
+}
+
+// UpdateSession implements [Store].
+func (st *MemoryStore) UpdateSession(_ context.Context, s *Session, _ Change) (uint64, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.now()
+	st.sweep(now)
+	cur, ok := st.live(s.SessionID, now)
+	if !ok {
+		return 0, ErrSessionNotFound
+	}
+	if cur.Revision != s.Revision {
+		return 0, fmt.Errorf("update session %s: %w", s.SessionID, ErrConflict)
+	}
+	if !s.ExpiresAt.After(now) {
+		st.drop(cur)
+		return 0, ErrSessionNotFound
+	}
+	st.rev++
+	c := s.Clone()
+	c.Token = ""
+	c.LoginID, c.TokenFingerprint, c.CreateTime = cur.LoginID, cur.TokenFingerprint, cur.CreateTime
+	c.Revision = st.rev
+	st.sessions[c.SessionID] = c
+	return c.Revision, nil
+}
+
+// DeleteSession implements [Store].
+func (st *MemoryStore) DeleteSession(_ context.Context, s *Session, _ Change) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if cur, ok := st.sessions[s.SessionID]; ok {
+		st.drop(cur)
+	}
+	return nil
+}
+
+// SessionIDsByLogin implements [Store].
+func (st *MemoryStore) SessionIDsByLogin(_ context.Context, loginID string) ([]string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.now()
+	ids := make([]string, 0, len(st.logins[loginID]))
+	for id := range st.logins[loginID] {
+		if _, ok := st.live(id, now); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// SetLoginFence implements [Store].
+func (st *MemoryStore) SetLoginFence(_ context.Context, loginID string, at time.Time, ttl time.Duration) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.fences[loginID] = memFence{at: at, until: st.now().Add(ttl)}
+	return nil
+}
+
+// LoginFence implements [Store].
+func (st *MemoryStore) LoginFence(_ context.Context, loginID string) (time.Time, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f, ok := st.fences[loginID]
+	if !ok || !st.now().Before(f.until) {
+		return time.Time{}, nil
+	}
+	return f.at, nil
+}
+
+// CreateService implements [Store].
+func (st *MemoryStore) CreateService(_ context.Context, r ServiceRecord) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.services[r.Credential.ServiceID]; ok {
+		return ErrServiceExists
+	}
+	r.Credential.Permissions = slices.Clone(r.Credential.Permissions)
+	st.services[r.Credential.ServiceID] = r
+	return nil
+}
+
+// GetService implements [Store].
+func (st *MemoryStore) GetService(_ context.Context, serviceID string) (ServiceRecord, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r, ok := st.services[serviceID]
+	if !ok {
+		return ServiceRecord{}, ErrServiceNotFound
+	}
+	r.Credential.Permissions = slices.Clone(r.Credential.Permissions)
+	return r, nil
+}
+
+// DeleteService implements [Store].
+func (st *MemoryStore) DeleteService(_ context.Context, serviceID string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.services, serviceID)
+	return nil
+}
+
+// ListServices implements [Store].
+func (st *MemoryStore) ListServices(_ context.Context) ([]ServiceRecord, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]ServiceRecord, 0, len(st.services))
+	for _, r := range st.services {
+		r.Credential.Permissions = slices.Clone(r.Credential.Permissions)
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b ServiceRecord) int {
+		if a.Credential.ServiceID < b.Credential.ServiceID {
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}

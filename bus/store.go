@@ -1,0 +1,94 @@
+package bus
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps sessions and service records. It is the storage contract the
+// [Manager] consumes; package bus/storetest checks an implementation against
+// it, and [MemoryStore] and kvstore.Store both pass.
+//
+// The contract:
+//   - Sessions expire on their own at ExpiresAt (rounded up to whole
+//     seconds); an expired session is not found, listed or looked up, and
+//     leaves no index entry behind.
+//   - CreateSession fails with [ErrConflict] when the id exists and with
+//     [ErrTokenInUse] when a live session has the same TokenFingerprint; it
+//     then writes nothing.
+//   - UpdateSession is compare-and-set on s.Revision: it fails with
+//     [ErrConflict] when the session changed since and with
+//     [ErrSessionNotFound] when it was deleted or expired; it never brings a
+//     deleted session back. LoginID, TokenFingerprint and CreateTime are
+//     never changed by an update.
+//   - Returned sessions carry their Revision and TokenFingerprint, never a
+//     Token, and are the caller's to modify.
+//   - Every write carries a [Change]: stores with a change stream record it
+//     so that events are derived from the store itself.
+//
+// Stores never see a token, only its fingerprint.
+type Store interface {
+	// CreateSession stores a new session and its login and token index
+	// entries, and returns its revision.
+	CreateSession(ctx context.Context, s *Session, c Change) (uint64, error)
+	// GetSession returns the live session with that id or [ErrSessionNotFound].
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// SessionIDByToken returns the id of the live session with that token
+	// fingerprint, or [ErrSessionNotFound].
+	SessionIDByToken(ctx context.Context, fingerprint string) (string, error)
+	// UpdateSession writes s if s.Revision is still the latest and returns
+	// the new revision. With c.Touch the expiry of the index entries moves
+	// to s.ExpiresAt too.
+	UpdateSession(ctx context.Context, s *Session, c Change) (uint64, error)
+	// DeleteSession removes s and its index entries. Deleting what is
+	// already gone is not an error.
+	DeleteSession(ctx context.Context, s *Session, c Change) error
+	// SessionIDsByLogin lists the ids of a login's live sessions without
+	// scanning sessions of other logins.
+	SessionIDsByLogin(ctx context.Context, loginID string) ([]string, error)
+
+	// SetLoginFence records that every session of loginID created at or
+	// before at is revoked; the fence itself expires after ttl.
+	SetLoginFence(ctx context.Context, loginID string, at time.Time, ttl time.Duration) error
+	// LoginFence returns the latest fence of loginID, or the zero time.
+	LoginFence(ctx context.Context, loginID string) (time.Time, error)
+
+	// CreateService stores a new service record, or fails with [ErrServiceExists].
+	CreateService(ctx context.Context, r ServiceRecord) error
+	// GetService returns a service record or [ErrServiceNotFound].
+	GetService(ctx context.Context, serviceID string) (ServiceRecord, error)
+	// DeleteService removes a service record; a missing one is not an error.
+	DeleteService(ctx context.Context, serviceID string) error
+	// ListServices returns every service record, ordered by id.
+	ListServices(ctx context.Context) ([]ServiceRecord, error)
+}
+
+// ChangeOp names the kind of change a write makes. Event types derive from it.
+type ChangeOp string
+
+// Change operations.
+const (
+	OpCreated   ChangeOp = "created"
+	OpRefreshed ChangeOp = "refreshed"
+	OpUpdated   ChangeOp = "updated"
+	OpDeleted   ChangeOp = "deleted"
+)
+
+// Reasons a session is deleted.
+const (
+	ReasonLogout    = "logout"
+	ReasonLogoutAll = "logout_all"
+	ReasonEvicted   = "evicted"
+	ReasonRevoked   = "revoked"
+)
+
+// Change describes one write: what it does, which service did it and why.
+type Change struct {
+	Op      ChangeOp
+	Service string   // the acting service, as the server asserted it
+	Reason  string   // for deletes: logout, logout_all, evicted, revoked
+	Keys    []string // attribute keys set or removed, for updates
+	// Touch is set when the write moves the session's expiry, so the
+	// store moves its index entries' expiry too.
+	Touch bool
+}

@@ -1,0 +1,21 @@
+// Package kvstore keeps sessions in a NATS JetStream KeyValue bucket. It
+// implements bus.Store: the server enforces each session's TTL per key (the
+// bucket has LimitMarkerTTL), every write is compare-and-set on a revision,
+// and a login's sessions are listed by key prefix without scanning the
+// bucket.
+//
+// Key layout, in the sessions bucket (see keys.go):
+//
+//	s.<session id>           the session, JSON
+//	l.<b64 login>.<session>  the login index entry, same TTL as the session
+//	t.<token fingerprint>    the token index entry -> session id, same TTL
+//	f.<b64 login>            a DeleteAllSessions fence, short TTL
+//
+// Login ids are base64url-encoded before they become key tokens, so any
+// string works; tokens appear only as a keyed fingerprint. Service records
+// live in a bucket of their own, without TTL.
+//
+// Every change message carries headers (package events) naming the change,
+// the acting service and the reason, so that events can be derived from the
+// bucket's stream. A [Store] is safe for concurrent use.
+package kvstore

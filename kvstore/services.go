@@ -1,0 +1,77 @@
+package kvstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+)
+
+// CreateService implements bus.Store.
+func (st *Store) CreateService(ctx context.Context, r bus.ServiceRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("kvstore: encode service: %w", err)
+	}
+	if _, err := st.services.Create(ctx, r.Credential.ServiceID, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("kvstore: create service: %w", bus.ErrServiceExists)
+		}
+		return fmt.Errorf("kvstore: create service: %w", err)
+	}
+	return nil
+}
+
+// GetService implements bus.Store.
+func (st *Store) GetService(ctx context.Context, serviceID string) (bus.ServiceRecord, error) {
+	e, err := st.services.Get(ctx, serviceID)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return bus.ServiceRecord{}, fmt.Errorf("kvstore: get service: %w", bus.ErrServiceNotFound)
+		}
+		return bus.ServiceRecord{}, fmt.Errorf("kvstore: get service: %w", err)
+	}
+	var r bus.ServiceRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return bus.ServiceRecord{}, fmt.Errorf("kvstore: decode service: %w", err)
+	}
+	return r, nil
+}
+
+// DeleteService implements bus.Store.
+func (st *Store) DeleteService(ctx context.Context, serviceID string) error {
+	if err := st.services.Purge(ctx, serviceID); err != nil {
+		return fmt.Errorf("kvstore: delete service: %w", err)
+	}
+	return nil
+}
+
+// ListServices implements bus.Store.
+func (st *Store) ListServices(ctx context.Context) ([]bus.ServiceRecord, error) {
+	lister, err := st.services.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: list services: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var out []bus.ServiceRecord
+	for key := range lister.Keys() {
+		r, err := st.GetService(ctx, key)
+		if errors.Is(err, bus.ErrServiceNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b bus.ServiceRecord) int {
+		return strings.Compare(a.Credential.ServiceID, b.Credential.ServiceID)
+	})
+	return out, nil
+}

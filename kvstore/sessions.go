@@ -1,0 +1,291 @@
+package kvstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/events"
+)
+
+// record is a session as stored: the session plus its token fingerprint,
+// which never goes on the wire.
+type record struct {
+	bus.Session
+	TokenFingerprint string `json:"token_fingerprint"`
+}
+
+func encodeSession(s *bus.Session) ([]byte, error) {
+	r := record{Session: *s, TokenFingerprint: s.TokenFingerprint}
+	r.Token = ""
+	r.Revision = 0 // the stream sequence is the revision
+	return json.Marshal(r)
+}
+
+func decodeSession(data []byte, rev uint64) (*bus.Session, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("kvstore: decode session: %w", err)
+	}
+	s := r.Session
+	s.TokenFingerprint = r.TokenFingerprint
+	s.Revision = rev
+	if s.Attributes == nil {
+		s.Attributes = map[string]string{}
+	}
+	return &s, nil
+}
+
+func changeHeader(c bus.Change) nats.Header {
+	h := nats.Header{}
+	h.Set(events.HeaderOp, string(c.Op))
+	h.Set(events.HeaderService, c.Service)
+	if c.Reason != "" {
+		h.Set(events.HeaderReason, c.Reason)
+	}
+	if len(c.Keys) > 0 {
+		keys, _ := json.Marshal(c.Keys) // []string always marshals
+		h.Set(events.HeaderKeys, string(keys))
+	}
+	return h
+}
+
+func rev(n uint64) *uint64 { return &n }
+
+// CreateSession implements bus.Store. The session, login index and token
+// index entries are written at once with create-only semantics; if any of
+// them fails the others are withdrawn.
+func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
+	data, err := encodeSession(s)
+	if err != nil {
+		return 0, err
+	}
+	ttl := ttlUntil(s.ExpiresAt, time.Now())
+	ws := []write{
+		{key: sessionKey(s.SessionID), data: data, header: changeHeader(c), ttl: ttl, expect: rev(0)},
+		{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
+		{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(0)},
+	}
+	revs, errs := st.publishAll(ctx, ws...)
+	for i := range ws {
+		if !errors.Is(errs[i], bus.ErrConflict) {
+			continue
+		}
+		// A key that had a value once keeps a marker for a while; creating
+		// over a marker is allowed, over a live value is not.
+		revs[i], errs[i] = st.createOverMarker(ctx, ws[i])
+	}
+	var firstErr error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if firstErr == nil {
+			firstErr = err
+			if i == 2 && errors.Is(err, bus.ErrConflict) {
+				firstErr = fmt.Errorf("kvstore: create session: %w", bus.ErrTokenInUse)
+			}
+		}
+	}
+	if firstErr != nil {
+		st.withdraw(ctx, ws, revs, errs)
+		return 0, firstErr
+	}
+	return revs[0], nil
+}
+
+// createOverMarker retries a create-only write when the key's last message
+// is a delete, purge or expiry marker.
+func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) {
+	_, err := st.sessions.Get(ctx, w.key)
+	if err == nil {
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
+	}
+	stream, err := st.js.Stream(ctx, StreamName(st.sessions.Bucket()))
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, st.subjPre+w.key)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		w.expect = rev(0) // the marker expired meanwhile
+	case err != nil:
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
+	default:
+		w.expect = rev(last.Sequence)
+	}
+	return st.publish(ctx, w)
+}
+
+// withdraw purges the writes of a failed create that did land.
+func (st *Store) withdraw(ctx context.Context, ws []write, revs []uint64, errs []error) {
+	ctx = context.WithoutCancel(ctx)
+	for i, w := range ws {
+		if errs[i] != nil {
+			continue
+		}
+		_, _ = st.publish(ctx, write{key: w.key, purge: true, ttl: st.markerTTL, expect: rev(revs[i])})
+	}
+}
+
+// GetSession implements bus.Store.
+func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error) {
+	e, err := st.sessions.Get(ctx, sessionKey(id))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
+		}
+		return nil, fmt.Errorf("kvstore: get session: %w", err)
+	}
+	return decodeSession(e.Value(), e.Revision())
+}
+
+// SessionIDByToken implements bus.Store.
+func (st *Store) SessionIDByToken(ctx context.Context, fingerprint string) (string, error) {
+	e, err := st.sessions.Get(ctx, tokenKey(fingerprint))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return "", fmt.Errorf("kvstore: look up token: %w", bus.ErrSessionNotFound)
+		}
+		return "", fmt.Errorf("kvstore: look up token: %w", err)
+	}
+	return string(e.Value()), nil
+}
+
+// UpdateSession implements bus.Store. The session is rewritten with its
+// remaining TTL (a write without one would make the key immortal). On a
+// touch, the index entries are rewritten with the new TTL on the condition
+// that the session is still at the revision just written, so a touch racing
+// a delete can never bring an index entry back.
+func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
+	now := time.Now()
+	if !s.ExpiresAt.After(now) {
+		return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
+	}
+	data, err := encodeSession(s)
+	if err != nil {
+		return 0, err
+	}
+	ttl := ttlUntil(s.ExpiresAt, now)
+	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c), ttl: ttl, expect: rev(s.Revision)})
+	if errors.Is(err, bus.ErrConflict) {
+		// Gone (deleted or expired) is not a conflict: the caller must not retry.
+		if _, gerr := st.sessions.Get(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if c.Touch {
+		sk := sessionKey(s.SessionID)
+		_, errs := st.publishAll(ctx,
+			write{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(newRev), expectKey: sk},
+			write{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(newRev), expectKey: sk},
+		)
+		for _, err := range errs {
+			// A conflict means the session changed again meanwhile; that
+			// writer's touch (or delete) governs the index entries.
+			if err != nil && !errors.Is(err, bus.ErrConflict) {
+				return 0, err
+			}
+		}
+	}
+	return newRev, nil
+}
+
+// DeleteSession implements bus.Store. The session is purged under
+// compare-and-set, so a session deleted twice concurrently yields one
+// delete message (one event); index entries are purged after. Purges
+// carry a marker TTL so nothing is left behind forever.
+func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
+	h := changeHeader(c)
+	h.Set(events.HeaderLogin, encodeLogin(s.LoginID))
+	cur := s.Revision
+	for {
+		_, err := st.publish(ctx, write{key: sessionKey(s.SessionID), header: h, purge: true, ttl: st.markerTTL, expect: rev(cur)})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bus.ErrConflict) {
+			return err
+		}
+		e, gerr := st.sessions.Get(ctx, sessionKey(s.SessionID))
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			break // someone else deleted it, or it expired
+		}
+		if gerr != nil {
+			return fmt.Errorf("kvstore: delete session: %w", gerr)
+		}
+		cur = e.Revision()
+	}
+	_, errs := st.publishAll(ctx,
+		write{key: loginKey(s.LoginID, s.SessionID), purge: true, ttl: st.markerTTL},
+	)
+	if errs[0] != nil {
+		return errs[0]
+	}
+	// The token entry may already belong to a newer session with the same
+	// token; purge it only while it points at this one.
+	e, err := st.sessions.Get(ctx, tokenKey(s.TokenFingerprint))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kvstore: delete token entry: %w", err)
+	}
+	if string(e.Value()) != s.SessionID {
+		return nil
+	}
+	_, err = st.publish(ctx, write{key: tokenKey(s.TokenFingerprint), purge: true, ttl: st.markerTTL, expect: rev(e.Revision())})
+	if err != nil && !errors.Is(err, bus.ErrConflict) {
+		return err
+	}
+	return nil
+}
+
+// SessionIDsByLogin implements bus.Store: a filtered key listing of the
+// login's prefix, which the server answers from its subject index.
+func (st *Store) SessionIDsByLogin(ctx context.Context, loginID string) ([]string, error) {
+	lister, err := st.sessions.ListKeysFiltered(ctx, loginFilter(loginID))
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: list sessions: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var ids []string
+	for key := range lister.Keys() {
+		ids = append(ids, sessionIDFromLoginKey(key))
+	}
+	return ids, nil
+}
+
+// SetLoginFence implements bus.Store.
+func (st *Store) SetLoginFence(ctx context.Context, loginID string, at time.Time, ttl time.Duration) error {
+	_, err := st.publish(ctx, write{key: fenceKey(loginID), data: []byte(at.UTC().Format(time.RFC3339Nano)), ttl: ttlUntil(time.Now().Add(ttl), time.Now())})
+	return err
+}
+
+// LoginFence implements bus.Store.
+func (st *Store) LoginFence(ctx context.Context, loginID string) (time.Time, error) {
+	e, err := st.sessions.Get(ctx, fenceKey(loginID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
+	}
+	return t, nil
+}

@@ -1,0 +1,138 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+)
+
+// Config says which buckets the store uses and how they are created when
+// missing.
+type Config struct {
+	// Bucket holds sessions and their index entries. Default "sessions".
+	Bucket string
+	// ServicesBucket holds service records. Default "session-bus-services".
+	ServicesBucket string
+	// Replicas of each bucket: 1 on a single server, 3 on a cluster. Default 1.
+	Replicas int
+	// Storage is file or memory. Default file.
+	Storage jetstream.StorageType
+	// MarkerTTL is how long expiry and delete markers are kept: long enough
+	// for a change-stream relay that was down to catch up. Default 1 h.
+	MarkerTTL time.Duration
+}
+
+// DefaultConfig returns the defaults stated on each [Config] field.
+func DefaultConfig() Config {
+	return Config{
+		Bucket:         "sessions",
+		ServicesBucket: "session-bus-services",
+		Replicas:       1,
+		Storage:        jetstream.FileStorage,
+		MarkerTTL:      time.Hour,
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Bucket == "" || c.ServicesBucket == "" || c.Bucket == c.ServicesBucket:
+		return fmt.Errorf("%w: two distinct bucket names are required", ErrInvalidConfig)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("%w: replicas must be 1..5", ErrInvalidConfig)
+	case c.MarkerTTL < time.Second:
+		return fmt.Errorf("%w: marker TTL must be at least 1s", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Store is a bus.Store on JetStream KeyValue.
+type Store struct {
+	js        jetstream.JetStream
+	sessions  jetstream.KeyValue
+	services  jetstream.KeyValue
+	subjPre   string // "$KV.<bucket>."
+	markerTTL time.Duration
+}
+
+var _ bus.Store = (*Store)(nil)
+
+// New opens the store's buckets, creating them when missing. An existing
+// sessions bucket that cannot honour per-key TTLs is refused with
+// [ErrBucketNoTTL] rather than run without expiry.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	sessions, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:         cfg.Bucket,
+		Description:    "session-bus sessions",
+		History:        1,
+		Storage:        cfg.Storage,
+		Replicas:       cfg.Replicas,
+		LimitMarkerTTL: cfg.MarkerTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTTLSupport(ctx, js, cfg.Bucket); err != nil {
+		return nil, err
+	}
+	services, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      cfg.ServicesBucket,
+		Description: "session-bus service credentials",
+		History:     1,
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		js:        js,
+		sessions:  sessions,
+		services:  services,
+		subjPre:   "$KV." + cfg.Bucket + ".",
+		markerTTL: cfg.MarkerTTL,
+	}, nil
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) { // another bus instance won the race
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: open bucket %q: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+func checkTTLSupport(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	st, err := js.Stream(ctx, StreamName(bucket))
+	if err != nil {
+		return fmt.Errorf("kvstore: stream of bucket %q: %w", bucket, err)
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL <= 0 {
+		return fmt.Errorf("%w: bucket %q: recreate it with LimitMarkerTTL, or name another bucket", ErrBucketNoTTL, bucket)
+	}
+	return nil
+}
+
+// StreamName returns the JetStream stream behind a KV bucket: the change
+// stream that events are derived from.
+func StreamName(bucket string) string { return "KV_" + bucket }
+
+// Bucket returns the sessions bucket, for tests and tools that read it raw.
+func (st *Store) Bucket() jetstream.KeyValue { return st.sessions }
+
+// ServicesBucket returns the service records bucket.
+func (st *Store) ServicesBucket() jetstream.KeyValue { return st.services }

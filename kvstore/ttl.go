@@ -1,0 +1,100 @@
+package kvstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+)
+
+// ttlUntil returns the per-key TTL that keeps a key alive until at least
+// expiresAt: whole seconds (the server's resolution), rounded up, at least 1 s.
+// One call per operation, so a session and its index entries share one TTL.
+func ttlUntil(expiresAt, now time.Time) time.Duration {
+	d := expiresAt.Sub(now)
+	secs := (d + time.Second - 1) / time.Second
+	return max(secs, 1) * time.Second
+}
+
+// write is one message to a key of the sessions bucket.
+type write struct {
+	key    string
+	data   []byte
+	header nats.Header
+	ttl    time.Duration
+	// expect, when set, is the revision the key (or expectKey) must be at.
+	expect    *uint64
+	expectKey string
+	purge     bool
+}
+
+func (st *Store) msg(w write) (*nats.Msg, []jetstream.PublishOpt) {
+	m := nats.NewMsg(st.subjPre + w.key)
+	m.Data = w.data
+	for k, vs := range w.header {
+		m.Header[k] = vs
+	}
+	if w.purge {
+		m.Header.Set("KV-Operation", "PURGE")
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	}
+	var opts []jetstream.PublishOpt
+	if w.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(w.ttl))
+	}
+	if w.expect != nil {
+		if w.expectKey != "" {
+			opts = append(opts, jetstream.WithExpectLastSequenceForSubject(*w.expect, st.subjPre+w.expectKey))
+		} else {
+			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*w.expect))
+		}
+	}
+	return m, opts
+}
+
+// publish writes w and returns the new revision. A lost compare-and-set is
+// bus.ErrConflict.
+func (st *Store) publish(ctx context.Context, w write) (uint64, error) {
+	m, opts := st.msg(w)
+	ack, err := st.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		if isWrongLastSeq(err) {
+			return 0, fmt.Errorf("kvstore: write %q: %w", w.key, bus.ErrConflict)
+		}
+		return 0, fmt.Errorf("kvstore: write %q: %w", w.key, err)
+	}
+	return ack.Sequence, nil
+}
+
+// publishAll writes ws concurrently (one round trip, not len(ws)) and
+// returns each write's revision and error.
+func (st *Store) publishAll(ctx context.Context, ws ...write) ([]uint64, []error) {
+	revs := make([]uint64, len(ws))
+	errs := make([]error, len(ws))
+	futures := make([]jetstream.PubAckFuture, len(ws))
+	for i, w := range ws {
+		m, opts := st.msg(w)
+		futures[i], errs[i] = st.js.PublishMsgAsync(m, opts...)
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			revs[i] = ack.Sequence
+		case err := <-f.Err():
+			if isWrongLastSeq(err) {
+				err = bus.ErrConflict
+			}
+			errs[i] = fmt.Errorf("kvstore: write %q: %w", ws[i].key, err)
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("kvstore: write %q: %w", ws[i].key, ctx.Err())
+		}
+	}
+	return revs, errs
+}
