@@ -36,6 +36,9 @@ var (
 	ErrUnavailable = errors.New("bus: unavailable")
 	// ErrInvalidConfig: a Config field or option is out of range.
 	ErrInvalidConfig = errors.New("bus: invalid config")
+	// ErrUnknownOperation: a request named an operation the bus does not
+	// serve (a client newer than the bus, or a typo in a subject).
+	ErrUnknownOperation = errors.New("bus: unknown operation")
 	// ErrInternal: anything else; the message carries no detail.
 	ErrInternal = errors.New("bus: internal error")
 )
@@ -63,6 +66,7 @@ var codes = []struct {
 	{ErrSessionLimit, Code{"session_limit", 429}},
 	{ErrRateLimited, Code{"rate_limited", 429}},
 	{ErrUnavailable, Code{"unavailable", 503}},
+	{ErrUnknownOperation, Code{"unknown_operation", 400}},
 	{ErrInvalidConfig, Code{"invalid_config", 500}},
 	{ErrInternal, Code{"internal", 500}},
 }

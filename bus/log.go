@@ -6,4 +6,9 @@ const (
 	keySessionID = "session_id"
 	keyServiceID = "service_id"
 	keyErr       = "err"
+	keySubject   = "subject"
+	keyMethod    = "method"
+	keyStatus    = "status"
+	keyCode      = "code"
+	keyDuration  = "duration"
 )
