@@ -136,3 +136,6 @@ func (st *Store) Bucket() jetstream.KeyValue { return st.sessions }
 
 // ServicesBucket returns the service records bucket.
 func (st *Store) ServicesBucket() jetstream.KeyValue { return st.services }
+
+// JetStream returns the JetStream context the store writes through.
+func (st *Store) JetStream() jetstream.JetStream { return st.js }

@@ -1,0 +1,157 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/session-bus/session-bus/bus"
+)
+
+// Each method is bus.Manager's over the wire: same arguments, same
+// sentinels, plus bus.ErrUnavailable when no bus answers in time and
+// bus.ErrPermissionDenied when the NATS server refuses the request.
+
+// RegisterService registers a service and returns its secret (the one
+// given, or one the bus generates when secret is empty). Errors:
+// bus.ErrInvalidInput, bus.ErrServiceExists.
+func (c *Client) RegisterService(ctx context.Context, cred bus.ServiceCredential, secret string) (string, error) {
+	var r bus.RegisterServiceReply
+	err := c.call(ctx, bus.MethodRegisterService, bus.RegisterServiceRequest{
+		ServiceID:   cred.ServiceID,
+		ServiceName: cred.ServiceName,
+		Permissions: cred.Permissions,
+		Secret:      secret,
+	}, &r)
+	return r.Secret, err
+}
+
+// VerifyService checks a service's secret and returns its credential.
+// Errors: bus.ErrUnauthenticated.
+func (c *Client) VerifyService(ctx context.Context, serviceID, secret string) (bus.ServiceCredential, error) {
+	var r bus.ServiceCredential
+	err := c.call(ctx, bus.MethodVerify, bus.VerifyRequest{ServiceID: serviceID, Secret: secret}, &r)
+	return r, err
+}
+
+// RemoveService unregisters a service; a missing one is not an error.
+func (c *Client) RemoveService(ctx context.Context, serviceID string) error {
+	return c.call(ctx, bus.MethodRemoveService, bus.ServiceIDRequest{ServiceID: serviceID}, nil)
+}
+
+// ListServices returns every registered service, ordered by id.
+func (c *Client) ListServices(ctx context.Context) ([]bus.ServiceCredential, error) {
+	var r bus.ServicesReply
+	if err := c.call(ctx, bus.MethodListServices, bus.EmptyMessage{}, &r); err != nil {
+		return nil, err
+	}
+	return r.Services, nil
+}
+
+// CreateSession creates a session for loginID with the user's token; the
+// returned session carries the token. Errors: bus.ErrInvalidInput,
+// bus.ErrTooLarge, bus.ErrTokenInUse, bus.ErrSessionLimit, bus.ErrConflict.
+func (c *Client) CreateSession(ctx context.Context, loginID, token string) (*bus.Session, error) {
+	return c.session(ctx, bus.MethodCreate, bus.CreateRequest{LoginID: loginID, Token: token})
+}
+
+// GetSession returns a session by id. Errors: bus.ErrInvalidInput,
+// bus.ErrSessionNotFound.
+func (c *Client) GetSession(ctx context.Context, sessionID string) (*bus.Session, error) {
+	return c.session(ctx, bus.MethodGet, bus.SessionIDRequest{SessionID: sessionID})
+}
+
+// GetSessionByToken returns the session of a user's token. Errors:
+// bus.ErrInvalidInput, bus.ErrSessionNotFound.
+func (c *Client) GetSessionByToken(ctx context.Context, token string) (*bus.Session, error) {
+	return c.session(ctx, bus.MethodGetByToken, bus.TokenRequest{Token: token})
+}
+
+// UpdateSession replaces the attributes of s if s.Revision is still the
+// latest, and returns the new version. s.Token is not sent. Errors:
+// bus.ErrInvalidInput, bus.ErrTooLarge, bus.ErrConflict, bus.ErrSessionNotFound.
+func (c *Client) UpdateSession(ctx context.Context, s *bus.Session) (*bus.Session, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: nil session", bus.ErrInvalidInput)
+	}
+	attrs := s.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	return c.session(ctx, bus.MethodUpdate, bus.UpdateRequest{
+		SessionID:  s.SessionID,
+		LoginID:    s.LoginID,
+		Attributes: attrs,
+		Revision:   s.Revision,
+	})
+}
+
+// RefreshSession extends a session's idle timeout now. Errors:
+// bus.ErrInvalidInput, bus.ErrSessionNotFound.
+func (c *Client) RefreshSession(ctx context.Context, sessionID string) (*bus.Session, error) {
+	return c.session(ctx, bus.MethodRefresh, bus.SessionIDRequest{SessionID: sessionID})
+}
+
+// DeleteSession ends a session; a missing one is not an error. Errors:
+// bus.ErrInvalidInput.
+func (c *Client) DeleteSession(ctx context.Context, sessionID string) error {
+	return c.call(ctx, bus.MethodDelete, bus.SessionIDRequest{SessionID: sessionID}, nil)
+}
+
+// DeleteSessionByToken ends the session of a user's token; an unknown
+// token is not an error. Errors: bus.ErrInvalidInput.
+func (c *Client) DeleteSessionByToken(ctx context.Context, token string) error {
+	return c.call(ctx, bus.MethodDeleteByToken, bus.TokenRequest{Token: token}, nil)
+}
+
+// SetAttribute sets one attribute of a session. Errors:
+// bus.ErrInvalidInput, bus.ErrTooLarge, bus.ErrSessionNotFound.
+func (c *Client) SetAttribute(ctx context.Context, sessionID, key, value string) error {
+	return c.call(ctx, bus.MethodSetAttribute, bus.SetAttributeRequest{SessionID: sessionID, Key: key, Value: value}, nil)
+}
+
+// GetAttribute returns one attribute and whether it is set. Errors:
+// bus.ErrInvalidInput, bus.ErrSessionNotFound.
+func (c *Client) GetAttribute(ctx context.Context, sessionID, key string) (string, bool, error) {
+	var r bus.AttributeReply
+	if err := c.call(ctx, bus.MethodGetAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, &r); err != nil {
+		return "", false, err
+	}
+	return r.Value, r.Found, nil
+}
+
+// RemoveAttribute removes one attribute; one not set is not an error.
+// Errors: bus.ErrInvalidInput, bus.ErrSessionNotFound.
+func (c *Client) RemoveAttribute(ctx context.Context, sessionID, key string) error {
+	return c.call(ctx, bus.MethodRemoveAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, nil)
+}
+
+// SessionsByLogin returns the live sessions of a login, oldest first.
+// Errors: bus.ErrInvalidInput.
+func (c *Client) SessionsByLogin(ctx context.Context, loginID string) ([]*bus.Session, error) {
+	var r bus.SessionsReply
+	if err := c.call(ctx, bus.MethodListByLogin, bus.LoginRequest{LoginID: loginID}, &r); err != nil {
+		return nil, err
+	}
+	return r.Sessions, nil
+}
+
+// DeleteAllSessions ends every session of a login and returns how many it
+// ended. Errors: bus.ErrInvalidInput, bus.ErrConflict.
+func (c *Client) DeleteAllSessions(ctx context.Context, loginID string) (int, error) {
+	var r bus.DeleteAllReply
+	if err := c.call(ctx, bus.MethodDeleteAll, bus.LoginRequest{LoginID: loginID}, &r); err != nil {
+		return 0, err
+	}
+	return r.Deleted, nil
+}
+
+func (c *Client) session(ctx context.Context, m bus.Method, req any) (*bus.Session, error) {
+	var s bus.Session
+	if err := c.call(ctx, m, req, &s); err != nil {
+		return nil, err
+	}
+	if s.Attributes == nil {
+		s.Attributes = map[string]string{}
+	}
+	return &s, nil
+}
