@@ -1,0 +1,93 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// AccessRecord says that a service read a session it did not create. It is
+// an audit record, not a change event: it goes to its own subject space
+// (sessionaudit.accessed.<session id>) and stream, so listeners of
+// session.> are not flooded by reads.
+type AccessRecord struct {
+	SessionID string `json:"session_id"`
+	LoginID   string `json:"login_id"`
+	// Reader is the service that read the session; Creator the one that
+	// created it.
+	Reader  string    `json:"reader"`
+	Creator string    `json:"creator"`
+	Time    time.Time `json:"time"`
+}
+
+// AuditConfig configures an [Auditor].
+type AuditConfig struct {
+	// Stream holds the audit records, subjects sessionaudit.>; created when
+	// missing. Default "SESSION_AUDIT".
+	Stream string
+	// MaxAge is how long records are kept. Default 7 days.
+	MaxAge time.Duration
+	// Replicas: 1 on a single server, 3 on a cluster. Default 1.
+	Replicas int
+}
+
+// DefaultAuditConfig returns the defaults stated on each [AuditConfig] field.
+func DefaultAuditConfig() AuditConfig {
+	return AuditConfig{Stream: "SESSION_AUDIT", MaxAge: 7 * 24 * time.Hour, Replicas: 1}
+}
+
+// Auditor records session accesses. It is opt-in: the bus calls
+// [Auditor.Record] on reads by a service other than the creator. It is
+// safe for concurrent use.
+type Auditor struct {
+	js     jetstream.JetStream
+	stream string
+}
+
+// NewAuditor creates the audit stream when missing. Errors: [ErrInvalidConfig].
+func NewAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditConfig) (*Auditor, error) {
+	switch {
+	case !validToken(cfg.Stream):
+		return nil, fmt.Errorf("%w: audit stream name %q", ErrInvalidConfig, cfg.Stream)
+	case cfg.MaxAge < time.Minute:
+		return nil, fmt.Errorf("%w: audit max age must be at least 1m", ErrInvalidConfig)
+	case cfg.Replicas < 1 || cfg.Replicas > 5:
+		return nil, fmt.Errorf("%w: replicas must be 1..5", ErrInvalidConfig)
+	}
+	_, err := ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "session-bus access audit",
+		Subjects:    []string{AuditSubjectAll},
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Auditor{js: js, stream: cfg.Stream}, nil
+}
+
+// Record stores rec; a zero Time is set to now. Errors: [ErrInvalidConfig]
+// for a session id that cannot be a subject token, or the publish error.
+func (a *Auditor) Record(ctx context.Context, rec AccessRecord) error {
+	if !validToken(rec.SessionID) {
+		return fmt.Errorf("%w: session id %q", ErrInvalidConfig, rec.SessionID)
+	}
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("events: encode access record: %w", err)
+	}
+	m := nats.NewMsg(AccessedSubject(rec.SessionID))
+	m.Data = data
+	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("events: record access: %w", err)
+	}
+	return nil
+}

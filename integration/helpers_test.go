@@ -1,0 +1,45 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
+)
+
+// busEnv is an embedded server with a kvstore, bus instances serving it,
+// and a client on its own connection.
+type busEnv struct {
+	srv    *server.Server
+	store  *kvstore.Store
+	client *client.Client
+}
+
+// newBusEnv starts a server, a kvstore, n bus instances (each with its own
+// Manager and connection) with sessions idle for idle, and a client.
+func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...bus.ServiceOption) *busEnv {
+	tb.Helper()
+	srv := natstest.RunServer(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := kvstore.New(ctx, natstest.JetStream(tb, srv), kvstore.DefaultConfig())
+	require.NoError(tb, err)
+	for i := range n {
+		m, err := bus.New(st, fmt.Sprintf("bus-%d", i), idle)
+		require.NoError(tb, err)
+		svc, err := bus.NewService(natstest.Connect(tb, srv), m, opts...)
+		require.NoError(tb, err)
+		tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
+	}
+	c, err := client.New(natstest.Connect(tb, srv), client.WithServiceID("it-client"))
+	require.NoError(tb, err)
+	return &busEnv{srv: srv, store: st, client: c}
+}

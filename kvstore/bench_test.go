@@ -1,0 +1,185 @@
+package kvstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/natstest"
+)
+
+// benchEnv is one embedded server with a store, a manager and a raw bucket
+// on the same server, so figures compare in the same run.
+type benchEnv struct {
+	st  *Store
+	m   *bus.Manager
+	raw jetstream.KeyValue
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	js := natstest.JetStream(b, natstest.RunServer(b))
+	ctx := context.Background()
+	st, err := New(ctx, js, DefaultConfig())
+	require.NoError(b, err)
+	m, err := bus.New(st, "bench", time.Hour)
+	require.NoError(b, err)
+	raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "raw", History: 1, Storage: jetstream.FileStorage})
+	require.NoError(b, err)
+	return &benchEnv{st: st, m: m, raw: raw}
+}
+
+// runN runs op b.N times over g goroutines and reports ops/s and p99.
+func runN(b *testing.B, g int, op func(i int) error) {
+	b.Helper()
+	lat := make([][]time.Duration, g)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for w := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if err := op(i); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(all[len(all)*99/100].Seconds()*1e3, "p99-ms")
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+}
+
+// BenchmarkStore compares bus operations on the KV store with raw kv.Put
+// and kv.Get on the same server, at 1 and 16 goroutines.
+func BenchmarkStore(b *testing.B) {
+	env := newBenchEnv(b)
+	ctx := context.Background()
+	// The raw value is a stored session record, so both sides move the same bytes.
+	value := []byte(`{"session_id":"40321b7d-4cf5-46d1-b89d-f01609a8ea13","login_id":"user-1","service_id":"bench",` +
+		`"create_time":"2026-11-27T19:38:05.670889431Z","last_access":"2026-11-27T19:38:05.670889431Z",` +
+		`"expires_at":"2026-11-27T20:38:05.670889431Z","attributes":{"role":"admin"},"revision":0,` +
+		`"token_fingerprint":"3d6cb1ab5aa9e075eeb3a608a885b15452f8f9c50a7d33aef07acfd8fdfdc6e1"}`)
+	require.NoError(b, func() error { _, err := env.raw.Put(ctx, "k.0", value); return err }())
+	// A pool of sessions to read and annotate.
+	const pool = 256
+	ids := make([]string, pool)
+	for i := range ids {
+		s, err := env.m.CreateSession(ctx, fmt.Sprintf("user-%d", i), fmt.Sprintf("pool-token-%d", i))
+		require.NoError(b, err)
+		require.NoError(b, env.m.SetAttribute(ctx, s.SessionID, "role", "admin"))
+		ids[i] = s.SessionID
+	}
+	var seq atomic.Int64
+	for _, g := range []int{1, 16} {
+		b.Run(fmt.Sprintf("op=raw-put/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(i int) error {
+				_, err := env.raw.Put(ctx, fmt.Sprintf("k.%d", i%pool), value)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("op=raw-get/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(int) error { _, err := env.raw.Get(ctx, "k.0"); return err })
+		})
+		b.Run(fmt.Sprintf("op=create/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(int) error {
+				n := seq.Add(1)
+				_, err := env.m.CreateSession(ctx, fmt.Sprintf("bench-%d", n%1000), fmt.Sprintf("bench-token-%d", n))
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("op=get/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(i int) error { _, err := env.m.GetSession(ctx, ids[i%pool]); return err })
+		})
+		b.Run(fmt.Sprintf("op=get-by-token/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(i int) error {
+				_, err := env.m.GetSessionByToken(ctx, fmt.Sprintf("pool-token-%d", i%pool))
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("op=set-attribute/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(i int) error { return env.m.SetAttribute(ctx, ids[i%pool], "n", fmt.Sprint(i)) })
+		})
+		b.Run(fmt.Sprintf("op=list-by-login/g=%d", g), func(b *testing.B) {
+			runN(b, g, func(i int) error {
+				_, err := env.m.SessionsByLogin(ctx, fmt.Sprintf("user-%d", i%pool))
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkListByLogin lists a login's 5 sessions in an almost empty bucket
+// and in one holding 100,000 sessions of other logins.
+func BenchmarkListByLogin(b *testing.B) {
+	for _, others := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			env := newBenchEnv(b)
+			ctx := context.Background()
+			fill(b, env.st, others)
+			for i := range 5 {
+				_, err := env.m.CreateSession(ctx, "target", fmt.Sprintf("target-%d", i))
+				require.NoError(b, err)
+			}
+			runN(b, 1, func(int) error {
+				list, err := env.m.SessionsByLogin(ctx, "target")
+				if err == nil && len(list) != 5 {
+					err = fmt.Errorf("listed %d sessions, want 5", len(list))
+				}
+				return err
+			})
+		})
+	}
+}
+
+// fill writes n sessions of distinct logins with async publishes.
+func fill(b *testing.B, st *Store, n int) {
+	b.Helper()
+	now := time.Now()
+	for i := range n {
+		s := &bus.Session{SessionID: uuid.NewString(), LoginID: fmt.Sprintf("other-%d", i), ServiceID: "bench",
+			CreateTime: now, LastAccess: now, ExpiresAt: now.Add(time.Hour), TokenFingerprint: fmt.Sprintf("fp%d", i)}
+		data, err := encodeSession(s)
+		require.NoError(b, err)
+		for _, w := range []write{
+			{key: sessionKey(s.SessionID), data: data, ttl: time.Hour},
+			{key: loginKey(s.LoginID, s.SessionID), ttl: time.Hour},
+			{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: time.Hour},
+		} {
+			m, opts := st.msg(w)
+			_, err := st.js.PublishMsgAsync(m, opts...)
+			require.NoError(b, err)
+		}
+	}
+	select {
+	case <-st.js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		b.Fatal("fill did not complete")
+	}
+}
