@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/client"
+)
+
+// buildBinary builds cmd/session-bus into a temp dir.
+func buildBinary(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "session-bus")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/session-bus").CombinedOutput()
+	require.NoError(tb, err, "go build: %s", out)
+	return bin
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// busProcess is `session-bus serve` running as a child process.
+type busProcess struct {
+	cmd    *exec.Cmd
+	url    string
+	exited chan error
+}
+
+// startBinary runs `session-bus serve` and waits until it says it listens.
+func startBinary(tb testing.TB, bin string, args ...string) *busProcess {
+	tb.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(tb, err)
+	cmd.Stderr = io.Discard
+	require.NoError(tb, cmd.Start())
+	p := &busProcess{cmd: cmd, exited: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "session-bus listening on ") {
+				ready <- strings.Fields(line)[3]
+			}
+		}
+		p.exited <- cmd.Wait()
+	}()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	select {
+	case url := <-ready:
+		p.url = strings.TrimSuffix(url, ",")
+	case err := <-p.exited:
+		tb.Fatalf("session-bus exited before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		tb.Fatal("session-bus not ready within 30s")
+	}
+	return p
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (p *busProcess) stop(tb testing.TB) error {
+	tb.Helper()
+	require.NoError(tb, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(20 * time.Second):
+		tb.Fatal("session-bus did not stop within 20s of SIGTERM")
+		return nil
+	}
+}
+
+func TestBinary_ServeRoundTripAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	p := startBinary(t, bin, args...)
+	nc, err := nats.Connect(p.url)
+	require.NoError(t, err)
+	c, err := client.New(nc, client.WithServiceID("login-svc"))
+	require.NoError(t, err)
+	s, err := c.CreateSession(ctx, "user-1", "token-1")
+	require.NoError(t, err)
+	require.NoError(t, c.SetAttribute(ctx, s.SessionID, "role", "admin"))
+	nc.Close()
+	require.NoError(t, p.stop(t), "a clean exit on SIGTERM")
+
+	p = startBinary(t, bin, args...)
+	nc, err = nats.Connect(p.url)
+	require.NoError(t, err)
+	defer nc.Close()
+	c, err = client.New(nc, client.WithServiceID("order-svc"))
+	require.NoError(t, err)
+	got, err := c.GetSessionByToken(ctx, "token-1")
+	require.NoError(t, err, "a second start finds the earlier sessions")
+	assert.Equal(t, s.SessionID, got.SessionID)
+	assert.Equal(t, "admin", got.Attributes["role"])
+	assert.Equal(t, "login-svc", got.ServiceID)
+	nc.Close()
+	require.NoError(t, p.stop(t))
+}
+
+func TestBinary_Usage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "version").Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "session-bus ")
+	out, err = exec.Command(bin, "serve", "--help").CombinedOutput()
+	require.NoError(t, err)
+	for _, flag := range []string{"-nats-url", "-listen", "-data-dir", "-bucket", "-replicas", "-idle-timeout",
+		"-max-lifetime", "-touch-interval", "-max-sessions", "-sync", "SESSION_BUS_NATS_URL"} {
+		assert.Contains(t, string(out), flag)
+	}
+	err = exec.Command(bin, "serve", "--sync", "sometimes", "--listen", "127.0.0.1:1").Run()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr)
+}

@@ -1,0 +1,183 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/kvstore"
+)
+
+// App is a running session-bus process.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	ns      *server.Server // nil with an external NATS
+	nc      *nats.Conn
+	store   *kvstore.Store
+	manager *bus.Manager
+	service *bus.Service
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts everything in order: NATS, store, manager, service. On
+// failure it stops what it started.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log.With("component", "app")}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	url := cfg.NATSURL
+	if url == "" {
+		if a.ns, err = startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		url = a.ns.ClientURL()
+	}
+	if a.nc, err = connect(url, cfg); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return nil, fmt.Errorf("app: jetstream: %w", err)
+	}
+	if a.store, err = kvstore.New(ctx, js, cfg.Store); err != nil {
+		return nil, err
+	}
+	opts := append(cfg.managerOptions(), bus.WithLogger(log))
+	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
+		return nil, err
+	}
+	if a.service, err = bus.NewService(a.nc, a.manager, bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log)); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %q: %w", ErrInvalidConfig, cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen port %q", ErrInvalidConfig, portStr)
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("app: data dir: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: "session-bus",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		SyncAlways: cfg.Sync == SyncAlways,
+		NoSigs:     true, // the process handles signals itself
+		NoLog:      true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("app: embedded nats did not start (is the port in use?)")
+	}
+	return ns, nil
+}
+
+func connect(url string, cfg Config) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("session-bus"), nats.MaxReconnects(-1)}
+	switch {
+	case cfg.NATSCreds != "":
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	case cfg.NATSUser != "":
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("app: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// ClientURL is where services connect.
+func (a *App) ClientURL() string {
+	if a.ns != nil {
+		return a.ns.ClientURL()
+	}
+	return a.nc.ConnectedUrlRedacted()
+}
+
+// DataDir is the embedded server's JetStream directory, or "" with an
+// external NATS.
+func (a *App) DataDir() string {
+	if a.ns == nil {
+		return ""
+	}
+	return a.ns.JetStreamConfig().StoreDir
+}
+
+// Manager returns the session manager.
+func (a *App) Manager() *bus.Manager { return a.manager }
+
+// Close stops in reverse start order under the shutdown timeout: the
+// service drains (requests it took are answered), then the NATS connection
+// drains, then the embedded server shuts down. Safe to call twice.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.closeErr = a.stop()
+		}()
+		select {
+		case <-done:
+		case <-time.After(a.cfg.ShutdownTimeout):
+			a.closeErr = errors.New("app: shutdown timed out")
+		}
+	})
+	return a.closeErr
+}
+
+func (a *App) stop() error {
+	var errs []error
+	if a.service != nil {
+		errs = append(errs, a.service.Close())
+	}
+	if a.nc != nil {
+		drained := make(chan struct{})
+		a.nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
+		if err := a.nc.Drain(); err == nil {
+			<-drained
+		} else {
+			a.nc.Close()
+		}
+	}
+	if a.ns != nil {
+		a.ns.Shutdown()
+		a.ns.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/kvstore"
+)
+
+// ErrInvalidConfig: a Config field is out of range.
+var ErrInvalidConfig = errors.New("app: invalid config")
+
+// SyncMode is how the embedded server syncs JetStream writes to disk.
+type SyncMode string
+
+const (
+	// SyncDefault lets the server batch fsyncs (every 2 minutes by default):
+	// fast, but a power loss can drop acknowledged writes.
+	SyncDefault SyncMode = "default"
+	// SyncAlways fsyncs every write (sync_interval: always): durable across
+	// power loss, at several times the write cost.
+	SyncAlways SyncMode = "always"
+)
+
+// Config is everything a session-bus process needs. DefaultConfig states
+// every default.
+type Config struct {
+	// NATSURL of an external NATS; empty runs an embedded server.
+	NATSURL string
+	// NATSCreds is a creds file for the external NATS; NATSUser and
+	// NATSPassword a user/password pair instead.
+	NATSCreds    string
+	NATSUser     string
+	NATSPassword string
+
+	// Listen is the embedded server's client address. Default 127.0.0.1:4222.
+	Listen string
+	// DataDir holds the embedded server's JetStream data. Default ./session-bus-data.
+	DataDir string
+	// Sync is the embedded server's disk sync mode. Default SyncDefault.
+	Sync SyncMode
+
+	// Store is the KV bucket setup (names, replicas).
+	Store kvstore.Config
+
+	// ServiceID is the bus's own service id. Default "session-bus".
+	ServiceID string
+	// IdleTimeout ends a session not used for this long. Default 30m.
+	IdleTimeout time.Duration
+	// MaxLifetime caps a session's life; 0 means no cap. Default 24h.
+	MaxLifetime time.Duration
+	// TouchInterval bounds how often a read extends a session; 0 derives it
+	// from the idle timeout (a tenth, at least 1 s).
+	TouchInterval time.Duration
+	// MaxSessions per login; 0 means no cap.
+	MaxSessions int
+	// Evict says what happens at MaxSessions: "evict" (oldest) or "refuse".
+	Evict string
+	// TokenKey is the HMAC key of token fingerprints; every bus instance on
+	// one bucket needs the same. Default empty.
+	TokenKey []byte
+	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
+	MaxInFlight int
+
+	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults stated on each Config field.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:4222",
+		DataDir:         "session-bus-data",
+		Sync:            SyncDefault,
+		Store:           kvstore.DefaultConfig(),
+		ServiceID:       "session-bus",
+		IdleTimeout:     30 * time.Minute,
+		MaxLifetime:     24 * time.Hour,
+		Evict:           "evict",
+		MaxInFlight:     bus.DefaultMaxInFlight,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.NATSURL == "" && c.DataDir == "":
+		return fmt.Errorf("%w: the embedded server needs a data dir", ErrInvalidConfig)
+	case c.Sync != SyncDefault && c.Sync != SyncAlways:
+		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
+	case c.Evict != "evict" && c.Evict != "refuse":
+		return fmt.Errorf("%w: evict policy must be evict or refuse", ErrInvalidConfig)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("%w: shutdown timeout must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c Config) managerOptions() []bus.Option {
+	policy := bus.EvictOldest
+	if c.Evict == "refuse" {
+		policy = bus.RefuseNew
+	}
+	return []bus.Option{
+		bus.WithMaxLifetime(c.MaxLifetime),
+		bus.WithTouchInterval(c.TouchInterval),
+		bus.WithMaxSessions(c.MaxSessions, policy),
+		bus.WithTokenKey(c.TokenKey),
+	}
+}
