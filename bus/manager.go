@@ -30,6 +30,7 @@ type Manager struct {
 	// stripes serialise writes to one session within this process, so
 	// compare-and-set retries are only paid for writers in other processes.
 	stripes [256]sync.Mutex
+	limiter verifyLimiter
 }
 
 // New returns a Manager on store acting as serviceID, whose sessions end
@@ -262,11 +263,12 @@ func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	m.auditAccess(ctx, s)
 	next := s.Clone()
 	if !m.slide(next, m.o.now()) {
 		return s, nil
 	}
-	rev, err := m.store.UpdateSession(ctx, next, Change{Op: OpRefreshed, Service: m.caller(ctx), Touch: true})
+	rev, err := m.put(ctx, next, Change{Op: OpRefreshed, Service: m.caller(ctx), Touch: true})
 	switch {
 	case err == nil:
 		next.Revision = rev
@@ -290,7 +292,16 @@ func (m *Manager) load(ctx context.Context, id string) (*Session, error) {
 	if s.expired(m.o.now()) {
 		return nil, ErrSessionNotFound
 	}
+	if err := m.opened(s); err != nil {
+		m.log.Error("decrypt session failed", keySessionID, id, keyErr, err)
+		return nil, fmt.Errorf("%w: decrypt session", ErrInternal)
+	}
 	return s, nil
+}
+
+// put writes s with compare-and-set on s.Revision, sealing attributes first.
+func (m *Manager) put(ctx context.Context, s *Session, c Change) (uint64, error) {
+	return m.store.UpdateSession(ctx, m.sealed(s), c)
 }
 
 // GetSessionByToken returns the session of a user's token, touching it as
@@ -341,7 +352,7 @@ func (m *Manager) UpdateSession(ctx context.Context, s *Session) (*Session, erro
 	next.Attributes = cloneAttrs(s.Attributes)
 	c := Change{Op: OpUpdated, Service: m.caller(ctx), Keys: changedKeys(cur.Attributes, next.Attributes)}
 	c.Touch = m.slide(next, m.o.now())
-	rev, err := m.store.UpdateSession(ctx, next, c)
+	rev, err := m.put(ctx, next, c)
 	if err != nil {
 		return nil, m.storeErr("update session", err)
 	}
@@ -418,7 +429,7 @@ func (m *Manager) mutate(ctx context.Context, id string, fn func(s *Session, now
 		if !c.Touch {
 			c.Touch = m.slide(s, now)
 		}
-		rev, err := m.store.UpdateSession(ctx, s, c)
+		rev, err := m.put(ctx, s, c)
 		if err == nil {
 			s.Revision = rev
 			return s, nil

@@ -215,6 +215,26 @@ func (st *MemoryStore) CreateService(_ context.Context, r ServiceRecord) error {
 	if _, ok := st.services[r.Credential.ServiceID]; ok {
 		return ErrServiceExists
 	}
+	st.rev++
+	r.Revision = st.rev
+	r.Credential.Permissions = slices.Clone(r.Credential.Permissions)
+	st.services[r.Credential.ServiceID] = r
+	return nil
+}
+
+// UpdateService implements [Store].
+func (st *MemoryStore) UpdateService(_ context.Context, r ServiceRecord) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	cur, ok := st.services[r.Credential.ServiceID]
+	if !ok {
+		return ErrServiceNotFound
+	}
+	if cur.Revision != r.Revision {
+		return fmt.Errorf("update service %s: %w", r.Credential.ServiceID, ErrConflict)
+	}
+	st.rev++
+	r.Revision = st.rev
 	r.Credential.Permissions = slices.Clone(r.Credential.Permissions)
 	st.services[r.Credential.ServiceID] = r
 	return nil

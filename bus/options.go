@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -42,6 +43,9 @@ type options struct {
 	tokenKey          []byte
 	logger            *slog.Logger
 	now               func() time.Time
+	serviceAudit      func(context.Context, ServiceEvent)
+	accessAudit       func(context.Context, AccessEvent)
+	cipher            *attrCipher
 }
 
 // Option configures a [Manager].

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Secret length bounds for RegisterService.
@@ -21,11 +22,9 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 	if err := ValidateServiceID(cred.ServiceID); err != nil {
 		return "", err
 	}
-	if secret == "" {
-		secret = GenerateSecret()
-	}
-	if len(secret) < MinSecretBytes || len(secret) > MaxSecretBytes {
-		return "", fmt.Errorf("%w: secret must be %d..%d bytes", ErrInvalidInput, MinSecretBytes, MaxSecretBytes)
+	secret, err := checkSecret(secret)
+	if err != nil {
+		return "", err
 	}
 	if cred.CreatedAt.IsZero() {
 		cred.CreatedAt = m.o.now().UTC()
@@ -40,13 +39,46 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 		return "", m.storeErr("register service", err)
 	}
 	m.log.Info("service registered", keyServiceID, cred.ServiceID)
+	m.auditService(ctx, ServiceRegistered, cred.ServiceID)
+	return secret, nil
+}
+
+// checkSecret generates a secret when none is given and bounds its length.
+func checkSecret(secret string) (string, error) {
+	if secret == "" {
+		return GenerateSecret(), nil
+	}
+	if len(secret) < MinSecretBytes || len(secret) > MaxSecretBytes {
+		return "", fmt.Errorf("%w: secret must be %d..%d bytes", ErrInvalidInput, MinSecretBytes, MaxSecretBytes)
+	}
 	return secret, nil
 }
 
 // VerifyService checks a service's secret and returns its credential
 // (never the secret). Unknown ids and wrong secrets fail alike, with
-// [ErrUnauthenticated], after the same hashing work.
+// [ErrUnauthenticated], after the same hashing work. After 5 failures for
+// one id within a minute, it fails with [ErrRateLimited] until the minute
+// is over (counted per bus process).
 func (m *Manager) VerifyService(ctx context.Context, serviceID, secret string) (ServiceCredential, error) {
+	now := m.o.now()
+	if m.limiter.blocked(serviceID, now) {
+		return ServiceCredential{}, ErrRateLimited
+	}
+	cred, err := m.verify(ctx, serviceID, secret, now)
+	if errors.Is(err, ErrUnauthenticated) {
+		m.limiter.fail(serviceID, now)
+		if ValidateServiceID(serviceID) == nil {
+			m.auditService(ctx, ServiceVerifyFailed, serviceID)
+		}
+		m.log.Info("service verification failed", keyServiceID, sanitizeID(serviceID))
+	}
+	if err == nil {
+		m.limiter.reset(serviceID)
+	}
+	return cred, err
+}
+
+func (m *Manager) verify(ctx context.Context, serviceID, secret string, now time.Time) (ServiceCredential, error) {
 	if ValidateServiceID(serviceID) != nil || len(secret) > MaxSecretBytes {
 		CheckSecret(dummyHash, secret)
 		return ServiceCredential{}, ErrUnauthenticated
@@ -61,10 +93,66 @@ func (m *Manager) VerifyService(ctx context.Context, serviceID, secret string) (
 		}
 		return ServiceCredential{}, m.storeErr("get service", err)
 	}
-	if !CheckSecret(r.SecretHash, secret) {
-		return ServiceCredential{}, ErrUnauthenticated
+	if CheckSecret(r.SecretHash, secret) {
+		return r.Credential, nil
 	}
-	return r.Credential, nil
+	if r.PrevSecretHash != "" && now.Before(r.PrevValidUntil) && CheckSecret(r.PrevSecretHash, secret) {
+		return r.Credential, nil
+	}
+	return ServiceCredential{}, ErrUnauthenticated
+}
+
+// sanitizeID keeps a logged id short and printable: ids that failed
+// validation are attacker-controlled.
+func sanitizeID(id string) string {
+	if ValidateServiceID(id) == nil {
+		return id
+	}
+	return "(invalid id)"
+}
+
+// RotateService gives a service a new secret (generated when secret is
+// empty) and returns it. The previous secret keeps working for grace, so
+// callers can switch over (sa-token's Same-Token overlap); a grace of 0
+// ends it at once. Errors: [ErrInvalidInput], [ErrServiceNotFound].
+func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, grace time.Duration) (string, error) {
+	if err := ValidateServiceID(serviceID); err != nil {
+		return "", err
+	}
+	if grace < 0 {
+		return "", fmt.Errorf("%w: grace must not be negative", ErrInvalidInput)
+	}
+	secret, err := checkSecret(secret)
+	if err != nil {
+		return "", err
+	}
+	hash := HashSecret(secret)
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		r, err := m.store.GetService(ctx, serviceID)
+		if err != nil {
+			return "", m.storeErr("rotate service", err)
+		}
+		r.PrevSecretHash, r.PrevValidUntil = "", time.Time{}
+		if grace > 0 {
+			r.PrevSecretHash, r.PrevValidUntil = r.SecretHash, m.o.now().Add(grace).UTC()
+		}
+		r.SecretHash = hash
+		err = m.store.UpdateService(ctx, r)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
+			return "", m.storeErr("rotate service", err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	m.log.Info("service secret rotated", keyServiceID, serviceID, "grace", grace)
+	m.auditService(ctx, ServiceRotated, serviceID)
+	return secret, nil
 }
 
 // RemoveService unregisters a service; a missing one is not an error.
@@ -77,6 +165,8 @@ func (m *Manager) RemoveService(ctx context.Context, serviceID string) error {
 	if err := m.store.DeleteService(ctx, serviceID); err != nil {
 		return m.storeErr("remove service", err)
 	}
+	m.log.Info("service removed", keyServiceID, serviceID)
+	m.auditService(ctx, ServiceRemoved, serviceID)
 	return nil
 }
 

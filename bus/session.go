@@ -60,8 +60,13 @@ type ServiceCredential struct {
 }
 
 // ServiceRecord is what a [Store] keeps for a service: the credential and
-// the argon2id hash of its secret.
+// the argon2id hash of its secret. After a rotation the previous secret's
+// hash is kept until PrevValidUntil, so callers can switch over.
 type ServiceRecord struct {
-	Credential ServiceCredential `json:"credential"`
-	SecretHash string            `json:"secret_hash"`
+	Credential     ServiceCredential `json:"credential"`
+	SecretHash     string            `json:"secret_hash"`
+	PrevSecretHash string            `json:"prev_secret_hash,omitempty"`
+	PrevValidUntil time.Time         `json:"prev_valid_until,omitzero"`
+	// Revision is the store's revision of the record, for compare-and-set.
+	Revision uint64 `json:"-"`
 }

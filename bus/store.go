@@ -55,8 +55,11 @@ type Store interface {
 
 	// CreateService stores a new service record, or fails with [ErrServiceExists].
 	CreateService(ctx context.Context, r ServiceRecord) error
-	// GetService returns a service record or [ErrServiceNotFound].
+	// GetService returns a service record, with its Revision, or [ErrServiceNotFound].
 	GetService(ctx context.Context, serviceID string) (ServiceRecord, error)
+	// UpdateService replaces a service record if r.Revision is still its
+	// latest: [ErrConflict] otherwise, [ErrServiceNotFound] when it is gone.
+	UpdateService(ctx context.Context, r ServiceRecord) error
 	// DeleteService removes a service record; a missing one is not an error.
 	DeleteService(ctx context.Context, serviceID string) error
 	// ListServices returns every service record, ordered by id.

@@ -41,7 +41,26 @@ func (st *Store) GetService(ctx context.Context, serviceID string) (bus.ServiceR
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return bus.ServiceRecord{}, fmt.Errorf("kvstore: decode service: %w", err)
 	}
+	r.Revision = e.Revision()
 	return r, nil
+}
+
+// UpdateService implements bus.Store.
+func (st *Store) UpdateService(ctx context.Context, r bus.ServiceRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("kvstore: encode service: %w", err)
+	}
+	if _, err := st.services.Update(ctx, r.Credential.ServiceID, data, r.Revision); err != nil {
+		if isWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyExists) {
+			if _, gerr := st.services.Get(ctx, r.Credential.ServiceID); errors.Is(gerr, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("kvstore: update service: %w", bus.ErrServiceNotFound)
+			}
+			return fmt.Errorf("kvstore: update service: %w", bus.ErrConflict)
+		}
+		return fmt.Errorf("kvstore: update service: %w", err)
+	}
+	return nil
 }
 
 // DeleteService implements bus.Store.

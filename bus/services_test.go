@@ -1,0 +1,133 @@
+package bus
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestManager_RotateService(t *testing.T) {
+	m, _, clk := newTestManager(t, time.Hour)
+	ctx := context.Background()
+	old, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	fresh, err := m.RotateService(ctx, "pay", "", time.Minute)
+	require.NoError(t, err)
+	require.NotEqual(t, old, fresh)
+
+	_, err = m.VerifyService(ctx, "pay", fresh)
+	require.NoError(t, err)
+	_, err = m.VerifyService(ctx, "pay", old)
+	require.NoError(t, err, "the old secret works during the grace period")
+
+	clk.advance(time.Minute)
+	_, err = m.VerifyService(ctx, "pay", old)
+	require.ErrorIs(t, err, ErrUnauthenticated, "and not after it")
+	_, err = m.VerifyService(ctx, "pay", fresh)
+	require.NoError(t, err)
+
+	again, err := m.RotateService(ctx, "pay", "", 0)
+	require.NoError(t, err)
+	_, err = m.VerifyService(ctx, "pay", fresh)
+	require.ErrorIs(t, err, ErrUnauthenticated, "no grace: the previous secret ends at once")
+	_, err = m.VerifyService(ctx, "pay", again)
+	require.NoError(t, err)
+
+	_, err = m.RotateService(ctx, "nobody", "", 0)
+	require.ErrorIs(t, err, ErrServiceNotFound)
+}
+
+func TestManager_VerifyRateLimit(t *testing.T) {
+	m, _, clk := newTestManager(t, time.Hour)
+	ctx := context.Background()
+	secret, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	for range 5 {
+		_, err = m.VerifyService(ctx, "pay", "wrong-secret-wrong-secret")
+		require.ErrorIs(t, err, ErrUnauthenticated)
+	}
+	_, err = m.VerifyService(ctx, "pay", secret)
+	require.ErrorIs(t, err, ErrRateLimited, "after 5 failures in a minute even the right secret waits")
+	_, err = m.VerifyService(ctx, "other", "x")
+	require.ErrorIs(t, err, ErrUnauthenticated, "the limit is per service id")
+	clk.advance(time.Minute)
+	_, err = m.VerifyService(ctx, "pay", secret)
+	require.NoError(t, err, "after the cool-down")
+}
+
+func TestManager_ServiceAudit(t *testing.T) {
+	var got []ServiceEvent
+	m, _, _ := newTestManager(t, time.Hour, WithServiceAudit(func(_ context.Context, e ServiceEvent) { got = append(got, e) }))
+	ctx := ContextWithService(context.Background(), "admin-cli")
+	secret, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	_, err = m.RotateService(ctx, "pay", "", 0)
+	require.NoError(t, err)
+	_, err = m.VerifyService(ctx, "pay", secret)
+	require.Error(t, err)
+	require.NoError(t, m.RemoveService(ctx, "pay"))
+	var types []string
+	for _, e := range got {
+		types = append(types, e.Type)
+		assert.Equal(t, "pay", e.ServiceID)
+		assert.Equal(t, "admin-cli", e.Actor)
+		assert.NotContains(t, e.ServiceID+e.Actor+e.Type, secret)
+	}
+	assert.Equal(t, []string{ServiceRegistered, ServiceRotated, ServiceVerifyFailed, ServiceRemoved}, types)
+}
+
+func TestManager_AccessAudit(t *testing.T) {
+	var got []AccessEvent
+	m, _, _ := newTestManager(t, time.Hour, WithAccessAudit(func(_ context.Context, e AccessEvent) { got = append(got, e) }))
+	creator := ContextWithService(context.Background(), "login")
+	s, err := m.CreateSession(creator, "u", "t")
+	require.NoError(t, err)
+	_, err = m.GetSession(creator, s.SessionID)
+	require.NoError(t, err)
+	assert.Empty(t, got, "the creator's own reads are not cross-service access")
+	_, err = m.GetSessionByToken(ContextWithService(context.Background(), "orders"), "t")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, AccessEvent{SessionID: s.SessionID, LoginID: "u", Reader: "orders", Creator: "login", Time: got[0].Time}, got[0])
+}
+
+func TestManager_AttributeEncryption(t *testing.T) {
+	k1, k2 := []byte(strings.Repeat("a", 32)), []byte(strings.Repeat("b", 32))
+	m, st, _ := newTestManager(t, time.Hour, WithAttributeEncryption("k1", map[string][]byte{"k1": k1}))
+	ctx := context.Background()
+	s, err := m.CreateSession(ctx, "u", "t")
+	require.NoError(t, err)
+	require.NoError(t, m.SetAttribute(ctx, s.SessionID, "card", "4111-1111"))
+
+	stored := st.sessions[s.SessionID].Attributes["card"]
+	assert.True(t, strings.HasPrefix(stored, "enc:v1:k1:"), "stored %q", stored)
+	assert.NotContains(t, stored, "4111")
+	v, ok, err := m.GetAttribute(ctx, s.SessionID, "card")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "4111-1111", v)
+
+	// Rotate: a manager with k2 current still reads k1 values and seals new ones with k2.
+	m2, err := New(st, "svc-main", time.Hour, WithAttributeEncryption("k2", map[string][]byte{"k1": k1, "k2": k2}))
+	require.NoError(t, err)
+	m2.o.now = m.o.now
+	require.NoError(t, m2.SetAttribute(ctx, s.SessionID, "plan", "gold"))
+	got, err := m2.GetSession(ctx, s.SessionID)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"card": "4111-1111", "plan": "gold"}, got.Attributes)
+	assert.True(t, strings.HasPrefix(st.sessions[s.SessionID].Attributes["plan"], "enc:v1:k2:"))
+
+	// A ciphertext moved to another attribute does not open.
+	st.sessions[s.SessionID].Attributes["moved"] = st.sessions[s.SessionID].Attributes["card"]
+	_, err = m2.GetSession(ctx, s.SessionID)
+	require.ErrorIs(t, err, ErrInternal)
+
+	_, err = New(st, "svc", time.Hour, WithAttributeEncryption("nope", map[string][]byte{"k1": k1}))
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = New(st, "svc", time.Hour, WithAttributeEncryption("k1", map[string][]byte{"k1": []byte("short")}))
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
