@@ -264,8 +264,12 @@ func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) 
 		return nil, err
 	}
 	m.auditAccess(ctx, s)
+	now := m.o.now()
+	if now.Sub(s.LastAccess) < m.touch {
+		return s, nil // the common case: no touch due, no copy, no write
+	}
 	next := s.Clone()
-	if !m.slide(next, m.o.now()) {
+	if !m.slide(next, now) {
 		return s, nil
 	}
 	rev, err := m.put(ctx, next, Change{Op: OpRefreshed, Service: m.caller(ctx), Touch: true})
