@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,11 +17,13 @@ import (
 	"github.com/session-bus/session-bus/internal/natstest"
 )
 
+var quiet = slog.New(slog.DiscardHandler)
+
 // runService starts a bus service on its own connection to srv and closes
 // it when the test ends.
 func runService(tb testing.TB, srv *server.Server, m *bus.Manager, opts ...bus.ServiceOption) *bus.Service {
 	tb.Helper()
-	svc, err := bus.NewService(natstest.Connect(tb, srv), m, opts...)
+	svc, err := bus.NewService(natstest.Connect(tb, srv), m, append([]bus.ServiceOption{bus.WithServiceLogger(quiet)}, opts...)...)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	return svc
@@ -28,7 +31,7 @@ func runService(tb testing.TB, srv *server.Server, m *bus.Manager, opts ...bus.S
 
 func newManager(tb testing.TB, st bus.Store) *bus.Manager {
 	tb.Helper()
-	m, err := bus.New(st, "bus", time.Hour)
+	m, err := bus.New(st, "bus", time.Hour, bus.WithLogger(quiet))
 	require.NoError(tb, err)
 	return m
 }

@@ -288,7 +288,7 @@ func TestService_CloseDrains(t *testing.T) {
 	srv := natstest.RunServer(t)
 	gs := newGateStore()
 	m := newManager(t, gs)
-	svc, err := bus.NewService(natstest.Connect(t, srv), m)
+	svc, err := bus.NewService(natstest.Connect(t, srv), m, bus.WithServiceLogger(quiet))
 	require.NoError(t, err)
 	nc := natstest.Connect(t, srv)
 	s, err := m.CreateSession(context.Background(), "u1", "t1")

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 // runBus serves a memory-store Manager on its own connection to srv.
 func runBus(tb testing.TB, srv *server.Server, opts ...nats.Option) *bus.Manager {
 	tb.Helper()
-	m, err := bus.New(bus.NewMemoryStore(), "bus", time.Hour)
+	quiet := slog.New(slog.DiscardHandler)
+	m, err := bus.New(bus.NewMemoryStore(), "bus", time.Hour, bus.WithLogger(quiet))
 	require.NoError(tb, err)
-	svc, err := bus.NewService(natstest.Connect(tb, srv, opts...), m)
+	svc, err := bus.NewService(natstest.Connect(tb, srv, opts...), m, bus.WithServiceLogger(quiet))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	return m

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/session-bus/session-bus/bus"
 )
@@ -15,6 +16,12 @@ import (
 // given, or one the bus generates when secret is empty). Errors:
 // bus.ErrInvalidInput, bus.ErrServiceExists.
 func (c *Client) RegisterService(ctx context.Context, cred bus.ServiceCredential, secret string) (string, error) {
+	if err := validUTF8(cred.ServiceID, cred.ServiceName, secret); err != nil {
+		return "", err
+	}
+	if err := validUTF8(cred.Permissions...); err != nil {
+		return "", err
+	}
 	var r bus.RegisterServiceReply
 	err := c.call(ctx, bus.MethodRegisterService, bus.RegisterServiceRequest{
 		ServiceID:   cred.ServiceID,
@@ -29,6 +36,9 @@ func (c *Client) RegisterService(ctx context.Context, cred bus.ServiceCredential
 // Errors: bus.ErrUnauthenticated.
 func (c *Client) VerifyService(ctx context.Context, serviceID, secret string) (bus.ServiceCredential, error) {
 	var r bus.ServiceCredential
+	if err := validUTF8(serviceID, secret); err != nil {
+		return r, bus.ErrUnauthenticated
+	}
 	err := c.call(ctx, bus.MethodVerify, bus.VerifyRequest{ServiceID: serviceID, Secret: secret}, &r)
 	return r, err
 }
@@ -51,6 +61,9 @@ func (c *Client) ListServices(ctx context.Context) ([]bus.ServiceCredential, err
 // returned session carries the token. Errors: bus.ErrInvalidInput,
 // bus.ErrTooLarge, bus.ErrTokenInUse, bus.ErrSessionLimit, bus.ErrConflict.
 func (c *Client) CreateSession(ctx context.Context, loginID, token string) (*bus.Session, error) {
+	if err := validUTF8(loginID, token); err != nil {
+		return nil, err
+	}
 	return c.session(ctx, bus.MethodCreate, bus.CreateRequest{LoginID: loginID, Token: token})
 }
 
@@ -63,6 +76,9 @@ func (c *Client) GetSession(ctx context.Context, sessionID string) (*bus.Session
 // GetSessionByToken returns the session of a user's token. Errors:
 // bus.ErrInvalidInput, bus.ErrSessionNotFound.
 func (c *Client) GetSessionByToken(ctx context.Context, token string) (*bus.Session, error) {
+	if err := validUTF8(token); err != nil {
+		return nil, err
+	}
 	return c.session(ctx, bus.MethodGetByToken, bus.TokenRequest{Token: token})
 }
 
@@ -76,6 +92,11 @@ func (c *Client) UpdateSession(ctx context.Context, s *bus.Session) (*bus.Sessio
 	attrs := s.Attributes
 	if attrs == nil {
 		attrs = map[string]string{}
+	}
+	for k, v := range attrs {
+		if err := validUTF8(k, v); err != nil {
+			return nil, err
+		}
 	}
 	return c.session(ctx, bus.MethodUpdate, bus.UpdateRequest{
 		SessionID:  s.SessionID,
@@ -100,18 +121,27 @@ func (c *Client) DeleteSession(ctx context.Context, sessionID string) error {
 // DeleteSessionByToken ends the session of a user's token; an unknown
 // token is not an error. Errors: bus.ErrInvalidInput.
 func (c *Client) DeleteSessionByToken(ctx context.Context, token string) error {
+	if err := validUTF8(token); err != nil {
+		return err
+	}
 	return c.call(ctx, bus.MethodDeleteByToken, bus.TokenRequest{Token: token}, nil)
 }
 
 // SetAttribute sets one attribute of a session. Errors:
 // bus.ErrInvalidInput, bus.ErrTooLarge, bus.ErrSessionNotFound.
 func (c *Client) SetAttribute(ctx context.Context, sessionID, key, value string) error {
+	if err := validUTF8(key, value); err != nil {
+		return err
+	}
 	return c.call(ctx, bus.MethodSetAttribute, bus.SetAttributeRequest{SessionID: sessionID, Key: key, Value: value}, nil)
 }
 
 // GetAttribute returns one attribute and whether it is set. Errors:
 // bus.ErrInvalidInput, bus.ErrSessionNotFound.
 func (c *Client) GetAttribute(ctx context.Context, sessionID, key string) (string, bool, error) {
+	if err := validUTF8(key); err != nil {
+		return "", false, err
+	}
 	var r bus.AttributeReply
 	if err := c.call(ctx, bus.MethodGetAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, &r); err != nil {
 		return "", false, err
@@ -122,12 +152,18 @@ func (c *Client) GetAttribute(ctx context.Context, sessionID, key string) (strin
 // RemoveAttribute removes one attribute; one not set is not an error.
 // Errors: bus.ErrInvalidInput, bus.ErrSessionNotFound.
 func (c *Client) RemoveAttribute(ctx context.Context, sessionID, key string) error {
+	if err := validUTF8(key); err != nil {
+		return err
+	}
 	return c.call(ctx, bus.MethodRemoveAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, nil)
 }
 
 // SessionsByLogin returns the live sessions of a login, oldest first.
 // Errors: bus.ErrInvalidInput.
 func (c *Client) SessionsByLogin(ctx context.Context, loginID string) ([]*bus.Session, error) {
+	if err := validUTF8(loginID); err != nil {
+		return nil, err
+	}
 	var r bus.SessionsReply
 	if err := c.call(ctx, bus.MethodListByLogin, bus.LoginRequest{LoginID: loginID}, &r); err != nil {
 		return nil, err
@@ -138,6 +174,9 @@ func (c *Client) SessionsByLogin(ctx context.Context, loginID string) ([]*bus.Se
 // DeleteAllSessions ends every session of a login and returns how many it
 // ended. Errors: bus.ErrInvalidInput, bus.ErrConflict.
 func (c *Client) DeleteAllSessions(ctx context.Context, loginID string) (int, error) {
+	if err := validUTF8(loginID); err != nil {
+		return 0, err
+	}
 	var r bus.DeleteAllReply
 	if err := c.call(ctx, bus.MethodDeleteAll, bus.LoginRequest{LoginID: loginID}, &r); err != nil {
 		return 0, err
@@ -154,4 +193,16 @@ func (c *Client) session(ctx context.Context, m bus.Method, req any) (*bus.Sessi
 		s.Attributes = map[string]string{}
 	}
 	return &s, nil
+}
+
+// validUTF8 refuses strings that are not valid UTF-8 before they are
+// encoded: encoding/json would silently replace the bad bytes, and the bus
+// would act on a different id than the caller gave.
+func validUTF8(vals ...string) error {
+	for _, v := range vals {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%w: a string argument is not valid UTF-8", bus.ErrInvalidInput)
+		}
+	}
+	return nil
 }

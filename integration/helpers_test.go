@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // busEnv is an embedded server with a kvstore, bus instances serving it,
 // and a client on its own connection.
@@ -33,9 +36,9 @@ func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...bus.ServiceOpti
 	st, err := kvstore.New(ctx, natstest.JetStream(tb, srv), kvstore.DefaultConfig())
 	require.NoError(tb, err)
 	for i := range n {
-		m, err := bus.New(st, fmt.Sprintf("bus-%d", i), idle)
+		m, err := bus.New(st, fmt.Sprintf("bus-%d", i), idle, bus.WithLogger(quiet))
 		require.NoError(tb, err)
-		svc, err := bus.NewService(natstest.Connect(tb, srv), m, opts...)
+		svc, err := bus.NewService(natstest.Connect(tb, srv), m, append([]bus.ServiceOption{bus.WithServiceLogger(quiet)}, opts...)...)
 		require.NoError(tb, err)
 		tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	}
