@@ -207,6 +207,12 @@ func NewService(nc *nats.Conn, m *Manager, opts ...ServiceOption) (*Service, err
 			return nil, fmt.Errorf("bus: add endpoint %q: %w", c, err)
 		}
 	}
+	// Make sure the server has the subscriptions before callers are told
+	// the service is up: otherwise their first requests can meet no
+	// responders.
+	if err := nc.FlushTimeout(o.requestTimeout); err != nil {
+		s.log.Warn("flush of subscriptions failed", keyErr, err)
+	}
 	s.log.Info("service started", "id", svc.Info().ID, "version", ServiceVersion, "max_in_flight", o.maxInFlight)
 	return s, nil
 }
