@@ -170,21 +170,14 @@ func (m *Manager) CreateSession(ctx context.Context, loginID, token string) (*Se
 			return nil, fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, len(ids))
 		}
 	}
+	// The store refuses the create atomically when a DeleteAllSessions of
+	// the login began before it (ErrConflict): it fences first and lists
+	// after, so one of the two always sees the other.
 	rev, err := m.store.CreateSession(ctx, s, Change{Op: OpCreated, Service: caller})
 	if err != nil {
 		return nil, m.storeErr("create session", err)
 	}
 	s.Revision = rev
-	// A DeleteAllSessions that began before this create must not miss it:
-	// it fences first and lists after, and we check the fence after our
-	// index entry is written, so one of the two always sees the other.
-	fence, err := m.store.LoginFence(ctx, loginID)
-	if err != nil {
-		return nil, m.undoCreate(ctx, s, m.storeErr("read fence", err))
-	}
-	if !fence.IsZero() && !s.CreateTime.After(fence) {
-		return nil, m.undoCreate(ctx, s, fmt.Errorf("%w: all sessions of the login were deleted meanwhile", ErrConflict))
-	}
 	if m.o.maxSessions > 0 {
 		if err := m.enforceMaxSessions(ctx, s); err != nil {
 			return nil, err

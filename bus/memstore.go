@@ -95,6 +95,9 @@ func (st *MemoryStore) CreateSession(_ context.Context, s *Session, _ Change) (u
 	if _, ok := st.live(s.SessionID, now); ok {
 		return 0, fmt.Errorf("create session %s: %w", s.SessionID, ErrConflict)
 	}
+	if f, ok := st.fences[s.LoginID]; ok && now.Before(f.until) && !s.CreateTime.After(f.at) {
+		return 0, fmt.Errorf("create session: %w: all sessions of the login were deleted meanwhile", ErrConflict)
+	}
 	if id, ok := st.tokens[s.TokenFingerprint]; ok {
 		if _, alive := st.live(id, now); alive {
 			return 0, fmt.Errorf("create session: %w", ErrTokenInUse)
@@ -195,17 +198,6 @@ func (st *MemoryStore) SetLoginFence(_ context.Context, loginID string, at time.
 	defer st.mu.Unlock()
 	st.fences[loginID] = memFence{at: at, until: st.now().Add(ttl)}
 	return nil
-}
-
-// LoginFence implements [Store].
-func (st *MemoryStore) LoginFence(_ context.Context, loginID string) (time.Time, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	f, ok := st.fences[loginID]
-	if !ok || !st.now().Before(f.until) {
-		return time.Time{}, nil
-	}
-	return f.at, nil
 }
 
 // CreateService implements [Store].

@@ -13,9 +13,12 @@ import (
 //   - Sessions expire on their own at ExpiresAt (rounded up to whole
 //     seconds); an expired session is not found, listed or looked up, and
 //     leaves no index entry behind.
-//   - CreateSession fails with [ErrConflict] when the id exists and with
-//     [ErrTokenInUse] when a live session has the same TokenFingerprint; it
-//     then writes nothing.
+//   - CreateSession fails with [ErrConflict] when the id exists, or when
+//     a login fence (SetLoginFence) at or after the session's CreateTime
+//     exists, and with [ErrTokenInUse] when a live session has the same
+//     TokenFingerprint; it then writes no session. The fence check and the
+//     session write are one atomic step, so a DeleteAllSessions that fences
+//     and then lists never misses a create that passed the check.
 //   - UpdateSession is compare-and-set on s.Revision: it fails with
 //     [ErrConflict] when the session changed since and with
 //     [ErrSessionNotFound] when it was deleted or expired; it never brings a
@@ -47,11 +50,9 @@ type Store interface {
 	// scanning sessions of other logins.
 	SessionIDsByLogin(ctx context.Context, loginID string) ([]string, error)
 
-	// SetLoginFence records that every session of loginID created at or
-	// before at is revoked; the fence itself expires after ttl.
+	// SetLoginFence makes CreateSession refuse sessions of loginID created
+	// at or before at; the fence itself expires after ttl.
 	SetLoginFence(ctx context.Context, loginID string, at time.Time, ttl time.Duration) error
-	// LoginFence returns the latest fence of loginID, or the zero time.
-	LoginFence(ctx context.Context, loginID string) (time.Time, error)
 
 	// CreateService stores a new service record, or fails with [ErrServiceExists].
 	CreateService(ctx context.Context, r ServiceRecord) error

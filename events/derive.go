@@ -82,16 +82,35 @@ func derive(bucket string, c change) (ev Event, ok bool) {
 			return Event{}, false
 		}
 		ev.Type, ev.LoginID, ev.Reason = SessionDeleted, string(raw), c.header.Get(HeaderReason)
-	case "":
-		// A purge without a change header is the store withdrawing a
-		// create that failed half-way (token in use): its created event
-		// may have gone out, so close it.
-		if c.header.Get(headerKVOperation) != "PURGE" {
-			return Event{}, false
-		}
-		ev.Type, ev.Reason = SessionDeleted, ReasonAborted
 	default:
 		return Event{}, false
 	}
 	return ev, true
+}
+
+// logged returns the events of the changes in c's change log (HeaderLog)
+// that come after seq after, oldest first: changes whose own revisions the
+// relay never saw because a newer one replaced them first. cur is the event
+// derived from c itself; it supplies the session and login.
+func logged(bucket string, c change, cur Event, after uint64) []Event {
+	log, err := ParseLog(c.header.Get(HeaderLog))
+	if err != nil {
+		return nil
+	}
+	var out []Event
+	for _, e := range log {
+		if e.Seq <= after || e.Seq >= c.seq {
+			continue
+		}
+		switch e.Op {
+		case "created", "refreshed", "updated", "deleted":
+		default:
+			continue
+		}
+		out = append(out, Event{
+			ID: EventID(bucket, e.Seq), Type: Type("session." + e.Op), SessionID: cur.SessionID, LoginID: cur.LoginID,
+			ServiceID: e.Service, Revision: e.Seq, Reason: e.Reason, Keys: e.Keys, Time: e.Time.UTC(),
+		})
+	}
+	return out
 }

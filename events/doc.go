@@ -14,8 +14,7 @@
 // missing, see [StreamConfig]):
 //
 //	s.<id> created/refreshed/updated  -> session.created/refreshed/updated
-//	s.<id> purge, op deleted          -> session.deleted (reason from the header)
-//	s.<id> purge without op           -> session.deleted, reason "aborted" (a create the store withdrew)
+//	s.<id> delete marker, op deleted  -> session.deleted (reason from the header)
 //	l.<login>.<id> MaxAge marker      -> session.expired (the marker names login and session)
 //	anything else                     -> nothing (index rewrites and purges,
 //	                                     s./t. markers, expired delete markers)
@@ -63,16 +62,26 @@
 // for the store's MarkerTTL (kvstore default 1 h), and so are delete purges:
 // a relay that was down for less than that still announces them.
 //
-// # Limits
+// # Changes the relay did not see: the change log
 //
-// The sessions bucket keeps one revision per key (History 1), and a delete
-// purges the key. A change the relay has not read yet is therefore gone
-// once the same session changes again: back-to-back changes of one session
-// can coalesce (e.g. created+updated+deleted announced as deleted only),
-// while a relay is down or fails over, and even under load. Deletes and
-// expiries are not lost (their markers stay for MarkerTTL), and nothing is
-// ever announced twice or out of order. Closing this gap needs history in
-// the store (a kvstore change), not a different relay.
+// The sessions bucket keeps one revision per key (with more, the server
+// stops expiring keys by their TTL), so a revision the relay has not read
+// yet is gone from the stream once the same session changes again. It is
+// not gone from the store: every write of a session record carries, in
+// header Session-Bus-Log ([HeaderLog]), the last [MaxLogEntries] changes
+// before it (sequence, time, op, service, reason, keys), chained from read
+// to write by kvstore. Reading a record, the relay first announces the
+// logged changes it has not announced yet (event ids and revisions are
+// theirs, so the events are the same as if read directly), then the record's
+// own change. It is an outbox inside the write itself: no second write, so
+// no crash window between a change and its announcement.
+//
+// What can still be lost: more than MaxLogEntries changes of one session
+// while no relay reads (a failover lasts up to LeaseTTL), and changes just
+// before a session expires while no relay reads (the expiry marker carries
+// no log). A relay that restarts re-announces the log of each session it
+// sees again; the duplicate window drops copies younger than 10 minutes,
+// older ones reach listeners again with the same event id.
 //
 // # Listening
 //

@@ -259,6 +259,7 @@ func (r *Relay) relay(ctx context.Context) error {
 		}
 		it.Stop()
 	}()
+	var seen lastSeen
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -271,15 +272,42 @@ func (r *Relay) relay(ctx context.Context) error {
 		if err != nil {
 			continue // not a stream message
 		}
-		ev, ok := derive(r.cfg.Bucket, change{subject: msg.Subject(), seq: md.Sequence.Stream,
-			time: md.Timestamp, header: msg.Headers(), data: msg.Data()})
+		c := change{subject: msg.Subject(), seq: md.Sequence.Stream, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
+		ev, ok := derive(r.cfg.Bucket, c)
 		if !ok {
 			continue
 		}
-		if err := r.publish(ctx, ev); err != nil {
+		// Changes replaced before we read them are in the change log; a
+		// session not seen since start has all of its log announced again
+		// (the events stream drops those it already has by message id).
+		for _, missed := range logged(r.cfg.Bucket, c, ev, seen.get(ev.SessionID)) {
+			if err := r.publish(ctx, missed, c.seq-1); err != nil {
+				return err
+			}
+		}
+		if err := r.publish(ctx, ev, c.seq); err != nil {
 			return err
 		}
+		seen.put(ev.SessionID, c.seq)
 	}
+}
+
+// lastSeen remembers, per session, the last change the relay announced, so
+// a change log is not announced again with every write. Bounded: when full
+// it starts over, which costs only re-announcements the stream drops.
+type lastSeen struct {
+	m map[string]uint64
+}
+
+const maxSeen = 100_000
+
+func (l *lastSeen) get(id string) uint64 { return l.m[id] }
+
+func (l *lastSeen) put(id string, seq uint64) {
+	if l.m == nil || len(l.m) >= maxSeen {
+		l.m = make(map[string]uint64)
+	}
+	l.m[id] = seq
 }
 
 // checkpoint says where to resume: after the change of the last event
@@ -315,8 +343,9 @@ func (r *Relay) checkpoint(ctx context.Context) (jetstream.OrderedConsumerConfig
 
 // publish stores ev on the events stream, retrying until it is stored (or
 // found a duplicate) or ctx ends: the next change must not be announced
-// before this one.
-func (r *Relay) publish(ctx context.Context, ev Event) error {
+// before this one. source is the change-stream sequence up to which every
+// change is announced once ev is: where a relay taking over resumes.
+func (r *Relay) publish(ctx context.Context, ev Event, source uint64) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("events: encode event: %w", err)
@@ -324,7 +353,7 @@ func (r *Relay) publish(ctx context.Context, ev Event) error {
 	for attempt := 1; ; attempt++ {
 		m := nats.NewMsg(SessionSubject(ev))
 		m.Data = data
-		m.Header.Set(HeaderSourceSeq, strconv.FormatUint(ev.Revision, 10))
+		m.Header.Set(HeaderSourceSeq, strconv.FormatUint(source, 10))
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := r.js.PublishMsg(pctx, m, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(r.cfg.Stream.Name))
 		cancel()

@@ -19,8 +19,7 @@ const (
 	// SessionUpdated: attributes were set or removed; Keys names them.
 	SessionUpdated Type = "session.updated"
 	// SessionDeleted: the session was ended; Reason says why (logout,
-	// logout_all, evicted, revoked, or aborted for a create that was
-	// withdrawn before it completed).
+	// logout_all, evicted, revoked).
 	SessionDeleted Type = "session.deleted"
 	// SessionExpired: the session's TTL ran out; the server removed it.
 	SessionExpired Type = "session.expired"
@@ -28,10 +27,6 @@ const (
 
 // Types lists every change event type.
 var Types = []Type{SessionCreated, SessionRefreshed, SessionUpdated, SessionDeleted, SessionExpired}
-
-// ReasonAborted is the reason of a session.deleted event for a create that
-// the store withdrew (its token was in use): the session never became live.
-const ReasonAborted = "aborted"
 
 func (t Type) valid() bool {
 	for _, v := range Types {

@@ -42,8 +42,13 @@ func decodeSession(data []byte, rev uint64) (*bus.Session, error) {
 	return &s, nil
 }
 
-func changeHeader(c bus.Change) nats.Header {
+// changeHeader names the change c makes to s, and carries s's change log
+// on (see events.HeaderLog).
+func changeHeader(c bus.Change, s *bus.Session) nats.Header {
 	h := nats.Header{}
+	if log := events.NextLog(s.ChangeLog); log != "" {
+		h.Set(events.HeaderLog, log)
+	}
 	h.Set(events.HeaderOp, string(c.Op))
 	h.Set(events.HeaderService, c.Service)
 	if c.Reason != "" {
@@ -58,46 +63,59 @@ func changeHeader(c bus.Change) nats.Header {
 
 func rev(n uint64) *uint64 { return &n }
 
-// CreateSession implements bus.Store. The session, login index and token
-// index entries are written at once with create-only semantics; if any of
-// them fails the others are withdrawn.
+// CreateSession implements bus.Store. The login and token index entries
+// are written first (create-only, at once); the session record last, on
+// the condition that the login's fence key has not changed since we last
+// saw it. So a refused create never writes the record (no event announces
+// it), and a DeleteAllSessions (fence, then list) never misses a record.
 func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
 	data, err := encodeSession(s)
 	if err != nil {
 		return 0, err
 	}
 	ttl := ttlUntil(s.ExpiresAt, time.Now())
-	ws := []write{
-		{key: sessionKey(s.SessionID), data: data, header: changeHeader(c), ttl: ttl, expect: rev(0)},
+	index := []write{
 		{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
 		{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(0)},
 	}
-	revs, errs := st.publishAll(ctx, ws...)
-	for i := range ws {
-		if !errors.Is(errs[i], bus.ErrConflict) {
-			continue
+	revs, errs := st.publishAll(ctx, index...)
+	for i := range index {
+		if errors.Is(errs[i], bus.ErrConflict) {
+			// A key that had a value once keeps a marker for a while;
+			// creating over a marker is allowed, over a live value is not.
+			revs[i], errs[i] = st.createOverMarker(ctx, index[i])
 		}
-		// A key that had a value once keeps a marker for a while; creating
-		// over a marker is allowed, over a live value is not.
-		revs[i], errs[i] = st.createOverMarker(ctx, ws[i])
 	}
-	var firstErr error
-	for i, err := range errs {
-		if err == nil {
-			continue
+	if err := errors.Join(errs...); err != nil {
+		st.withdraw(ctx, index, revs, errs)
+		if errors.Is(errs[1], bus.ErrConflict) {
+			return 0, fmt.Errorf("kvstore: create session: %w", bus.ErrTokenInUse)
 		}
-		if firstErr == nil {
-			firstErr = err
-			if i == 2 && errors.Is(err, bus.ErrConflict) {
-				firstErr = fmt.Errorf("kvstore: create session: %w", bus.ErrTokenInUse)
+		return 0, err
+	}
+	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl,
+		expect: rev(0), expectKey: fenceKey(s.LoginID)}
+	for attempt := 0; ; attempt++ {
+		r, err := st.publish(ctx, record)
+		if err == nil {
+			return r, nil
+		}
+		if errors.Is(err, bus.ErrConflict) && attempt < 3 {
+			// The fence key has messages: a fence, or the marker of one.
+			fenceSeq, fence, ferr := st.fence(ctx, s.LoginID)
+			if ferr == nil && (fence.IsZero() || s.CreateTime.After(fence)) {
+				record.expect = rev(fenceSeq)
+				continue
+			}
+			if ferr == nil {
+				err = fmt.Errorf("kvstore: create session: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
+			} else {
+				err = ferr
 			}
 		}
+		st.withdraw(ctx, index, revs, errs)
+		return 0, err
 	}
-	if firstErr != nil {
-		st.withdraw(ctx, ws, revs, errs)
-		return 0, firstErr
-	}
-	return revs[0], nil
 }
 
 // createOverMarker retries a create-only write when the key's last message
@@ -110,11 +128,7 @@ func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) 
 	if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
 	}
-	stream, err := st.js.Stream(ctx, StreamName(st.sessions.Bucket()))
-	if err != nil {
-		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, st.subjPre+w.key)
+	last, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+w.key)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		w.expect = rev(0) // the marker expired meanwhile
@@ -137,16 +151,25 @@ func (st *Store) withdraw(ctx context.Context, ws []write, revs []uint64, errs [
 	}
 }
 
-// GetSession implements bus.Store.
+// GetSession implements bus.Store. It reads the record with its headers
+// (a direct get, as kv.Get does) to stash the change log for the next write.
 func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error) {
-	e, err := st.sessions.Get(ctx, sessionKey(id))
+	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+sessionKey(id))
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
 		}
 		return nil, fmt.Errorf("kvstore: get session: %w", err)
 	}
-	return decodeSession(e.Value(), e.Revision())
+	if msg.Header.Get(kvOperation) != "" || msg.Header.Get(jetstream.MarkerReasonHeader) != "" {
+		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
+	}
+	s, err := decodeSession(msg.Data, msg.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	s.ChangeLog = events.StashLog(msg.Header, msg.Sequence, msg.Time)
+	return s, nil
 }
 
 // SessionIDByToken implements bus.Store.
@@ -176,7 +199,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 		return 0, err
 	}
 	ttl := ttlUntil(s.ExpiresAt, now)
-	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c), ttl: ttl, expect: rev(s.Revision)})
+	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl, expect: rev(s.Revision)})
 	if errors.Is(err, bus.ErrConflict) {
 		// Gone (deleted or expired) is not a conflict: the caller must not retry.
 		if _, gerr := st.sessions.Get(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrKeyNotFound) {
@@ -203,15 +226,15 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	return newRev, nil
 }
 
-// DeleteSession implements bus.Store. The session is purged under
+// DeleteSession implements bus.Store. The record is purged under
 // compare-and-set, so a session deleted twice concurrently yields one
-// delete message (one event); index entries are purged after. Purges
-// carry a marker TTL so nothing is left behind forever.
+// delete message (one event); index entries are purged after. Purges carry
+// a marker TTL so nothing is left behind forever.
 func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
-	h := changeHeader(c)
-	h.Set(events.HeaderLogin, encodeLogin(s.LoginID))
 	cur := s.Revision
 	for {
+		h := changeHeader(c, s)
+		h.Set(events.HeaderLogin, encodeLogin(s.LoginID))
 		_, err := st.publish(ctx, write{key: sessionKey(s.SessionID), header: h, purge: true, ttl: st.markerTTL, expect: rev(cur)})
 		if err == nil {
 			break
@@ -219,14 +242,14 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 		if !errors.Is(err, bus.ErrConflict) {
 			return err
 		}
-		e, gerr := st.sessions.Get(ctx, sessionKey(s.SessionID))
-		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+		fresh, gerr := st.GetSession(ctx, s.SessionID)
+		if errors.Is(gerr, bus.ErrSessionNotFound) {
 			break // someone else deleted it, or it expired
 		}
 		if gerr != nil {
 			return fmt.Errorf("kvstore: delete session: %w", gerr)
 		}
-		cur = e.Revision()
+		s, cur = fresh, fresh.Revision
 	}
 	_, errs := st.publishAll(ctx,
 		write{key: loginKey(s.LoginID, s.SessionID), purge: true, ttl: st.markerTTL},
@@ -274,18 +297,22 @@ func (st *Store) SetLoginFence(ctx context.Context, loginID string, at time.Time
 	return err
 }
 
-// LoginFence implements bus.Store.
-func (st *Store) LoginFence(ctx context.Context, loginID string) (time.Time, error) {
-	e, err := st.sessions.Get(ctx, fenceKey(loginID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return time.Time{}, nil
+// fence returns the last sequence on the login's fence key and the fence
+// time it holds, zero when the key is empty or holds a marker.
+func (st *Store) fence(ctx context.Context, loginID string) (uint64, time.Time, error) {
+	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+fenceKey(loginID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, time.Time{}, nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
+		return 0, time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+	if len(msg.Data) == 0 || msg.Header.Get(jetstream.MarkerReasonHeader) != "" || msg.Header.Get(kvOperation) != "" {
+		return msg.Sequence, time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(msg.Data))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
+		return 0, time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
 	}
-	return t, nil
+	return msg.Sequence, t, nil
 }

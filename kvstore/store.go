@@ -54,6 +54,7 @@ func (c Config) validate() error {
 type Store struct {
 	js        jetstream.JetStream
 	sessions  jetstream.KeyValue
+	stream    jetstream.Stream // the sessions bucket's stream, for reads with headers
 	services  jetstream.KeyValue
 	subjPre   string // "$KV.<bucket>."
 	markerTTL time.Duration
@@ -71,6 +72,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	sessions, err := openBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         cfg.Bucket,
 		Description:    "session-bus sessions",
+		// One revision per key: with more, the server (v2.15.2, measured)
+		// stops expiring keys by their per-message TTL. Changes the event
+		// relay has not read yet survive in the change log header instead.
 		History:        1,
 		Storage:        cfg.Storage,
 		Replicas:       cfg.Replicas,
@@ -79,7 +83,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTTLSupport(ctx, js, cfg.Bucket); err != nil {
+	stream, err := checkTTLSupport(ctx, js, cfg.Bucket)
+	if err != nil {
 		return nil, err
 	}
 	services, err := openBucket(ctx, js, jetstream.KeyValueConfig{
@@ -95,6 +100,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	return &Store{
 		js:        js,
 		sessions:  sessions,
+		stream:    stream,
 		services:  services,
 		subjPre:   "$KV." + cfg.Bucket + ".",
 		markerTTL: cfg.MarkerTTL,
@@ -115,16 +121,16 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 	return kv, nil
 }
 
-func checkTTLSupport(ctx context.Context, js jetstream.JetStream, bucket string) error {
+func checkTTLSupport(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, StreamName(bucket))
 	if err != nil {
-		return fmt.Errorf("kvstore: stream of bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("kvstore: stream of bucket %q: %w", bucket, err)
 	}
 	cfg := st.CachedInfo().Config
 	if !cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL <= 0 {
-		return fmt.Errorf("%w: bucket %q: recreate it with LimitMarkerTTL, or name another bucket", ErrBucketNoTTL, bucket)
+		return nil, fmt.Errorf("%w: bucket %q: recreate it with LimitMarkerTTL, or name another bucket", ErrBucketNoTTL, bucket)
 	}
-	return nil
+	return st, nil
 }
 
 // StreamName returns the JetStream stream behind a KV bucket: the change

@@ -20,6 +20,13 @@ func ttlUntil(expiresAt, now time.Time) time.Duration {
 	return max(secs, 1) * time.Second
 }
 
+// KV operation header and values, as nats.go's kv writes them.
+const (
+	kvOperation = "KV-Operation"
+	kvOpDel     = "DEL"
+	kvOpPurge   = "PURGE"
+)
+
 // write is one message to a key of the sessions bucket.
 type write struct {
 	key    string
@@ -39,7 +46,7 @@ func (st *Store) msg(w write) (*nats.Msg, []jetstream.PublishOpt) {
 		m.Header[k] = vs
 	}
 	if w.purge {
-		m.Header.Set("KV-Operation", "PURGE")
+		m.Header.Set(kvOperation, kvOpPurge)
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	}
 	var opts []jetstream.PublishOpt
