@@ -70,8 +70,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 		return nil, err
 	}
 	sessions, err := openBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:         cfg.Bucket,
-		Description:    "session-bus sessions",
+		Bucket:      cfg.Bucket,
+		Description: "session-bus sessions",
 		// One revision per key: with more, the server (v2.15.2, measured)
 		// stops expiring keys by their per-message TTL. Changes the event
 		// relay has not read yet survive in the change log header instead.
