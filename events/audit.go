@@ -91,3 +91,64 @@ func (a *Auditor) Record(ctx context.Context, rec AccessRecord) error {
 	}
 	return nil
 }
+
+// ServiceRecord says that the service registry changed, or that a service
+// failed to verify. It never holds a secret.
+type ServiceRecord struct {
+	// Type is registered, rotated, removed or verify_failed.
+	Type      string    `json:"type"`
+	ServiceID string    `json:"service_id"`
+	Actor     string    `json:"actor"`
+	Time      time.Time `json:"time"`
+}
+
+// ServiceAuditSubject returns the subject of a service audit record:
+// sessionaudit.service.<type>.<service id>.
+func ServiceAuditSubject(typ, serviceID string) string {
+	return auditServicePrefix + typ + "." + serviceID
+}
+
+// RecordService stores rec; a zero Time is set to now. Errors:
+// [ErrInvalidConfig] for a type or id that cannot be a subject token, or
+// the publish error.
+func (a *Auditor) RecordService(ctx context.Context, rec ServiceRecord) error {
+	if !validToken(rec.Type) || !validToken(rec.ServiceID) {
+		return fmt.Errorf("%w: service record %q/%q", ErrInvalidConfig, rec.Type, rec.ServiceID)
+	}
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("events: encode service record: %w", err)
+	}
+	m := nats.NewMsg(ServiceAuditSubject(rec.Type, rec.ServiceID))
+	m.Data = data
+	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("events: record service change: %w", err)
+	}
+	return nil
+}
+
+// RecordAsync stores rec without waiting for the stream's acknowledgement:
+// what the read path uses, so an audited read costs no extra round trip.
+// Failures after the publish left are reported to the JetStream context's
+// async error handler. Errors: [ErrInvalidConfig], or a full async queue.
+func (a *Auditor) RecordAsync(rec AccessRecord) error {
+	if !validToken(rec.SessionID) {
+		return fmt.Errorf("%w: session id %q", ErrInvalidConfig, rec.SessionID)
+	}
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("events: encode access record: %w", err)
+	}
+	m := nats.NewMsg(AccessedSubject(rec.SessionID))
+	m.Data = data
+	if _, err := a.js.PublishMsgAsync(m, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("events: record access: %w", err)
+	}
+	return nil
+}

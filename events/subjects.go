@@ -31,6 +31,8 @@ const (
 	AuditSubjectAll = "sessionaudit.>"
 	// auditAccessedPrefix is the subject prefix of access records.
 	auditAccessedPrefix = "sessionaudit.accessed."
+	// auditServicePrefix is the subject prefix of service registry records.
+	auditServicePrefix = "sessionaudit.service."
 )
 
 // Subject returns the subject an event of type t about session id is

@@ -145,3 +145,34 @@ func TestBinary_Usage(t *testing.T) {
 	var exitErr *exec.ExitError
 	require.ErrorAs(t, err, &exitErr)
 }
+
+func TestBinary_EventsTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	p := startBinary(t, bin, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", t.TempDir())
+	nc, err := nats.Connect(p.url)
+	require.NoError(t, err)
+	defer nc.Close()
+	c, err := client.New(nc, client.WithServiceID("login-svc"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := c.CreateSession(ctx, "tail-user", "tail-token")
+	require.NoError(t, err)
+
+	tail := exec.CommandContext(ctx, bin, "events", "tail", "--nats-url", p.url, "--since", "1m", "--type", "created")
+	out, err := tail.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, tail.Start())
+	t.Cleanup(func() { _ = tail.Process.Kill(); _ = tail.Wait() })
+	lines := bufio.NewScanner(out)
+	require.True(t, lines.Scan(), "tail printed nothing")
+	line := lines.Text()
+	assert.Contains(t, line, `"type":"session.created"`)
+	assert.Contains(t, line, s.SessionID)
+	assert.Contains(t, line, `"service_id":"login-svc"`)
+	assert.NotContains(t, line, "tail-token", "events never carry a token")
+	require.NoError(t, p.stop(t))
+}

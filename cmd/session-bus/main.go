@@ -28,8 +28,9 @@ import (
 const usage = `session-bus: shared user sessions for microservices, over NATS.
 
 Usage:
-  session-bus serve [flags]     run the bus (embedded NATS by default)
-  session-bus version           print the version
+  session-bus serve [flags]         run the bus (embedded NATS by default)
+  session-bus events tail [flags]   print session events live
+  session-bus version               print the version
 
 Run 'session-bus serve --help' for the flags; each can also be set by the
 SESSION_BUS_* environment variable named beside it.
@@ -47,6 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "events":
+		if len(args) < 2 || args[1] != "tail" {
+			fmt.Fprint(stderr, "usage: session-bus events tail [flags]\n")
+			return 2
+		}
+		return eventsTail(args[2:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -107,6 +114,17 @@ func (f *flags) num(p *int, name, envName string, def int, help string) {
 	f.fs.IntVar(p, name, n, help+" [$SESSION_BUS_"+envName+"]")
 }
 
+func (f *flags) boolean(p *bool, name, envName string, def bool, help string) {
+	b := def
+	if v := env(envName, ""); v != "" {
+		var err error
+		if b, err = strconv.ParseBool(v); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$SESSION_BUS_%s: %w", envName, err))
+		}
+	}
+	f.fs.BoolVar(p, name, b, help+" [$SESSION_BUS_"+envName+"]")
+}
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	cfg := app.DefaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -132,6 +150,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.str(&cfg.Evict, "max-sessions-policy", "MAX_SESSIONS_POLICY", cfg.Evict, "at max-sessions: evict (the oldest) or refuse (the new one)")
 	f.str(&tokenKeyHex, "token-key", "TOKEN_KEY", "", "hex HMAC key for token fingerprints; the same on every instance (prefer the environment variable)")
 	f.num(&cfg.MaxInFlight, "max-in-flight", "MAX_IN_FLIGHT", cfg.MaxInFlight, "concurrent requests per process; beyond it callers get 503")
+	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
+	f.dur(&cfg.Events.MaxAge, "events-max-age", "EVENTS_MAX_AGE", cfg.Events.MaxAge, "how long events are kept: how long a durable listener may be down")
+	f.boolean(&cfg.AuditAccess, "audit-access", "AUDIT_ACCESS", false, "record every read of a session by a service other than its creator (stream SESSION_AUDIT)")
 	f.dur(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, "graceful stop deadline")
 	f.str(&logFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
 	f.str(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
@@ -146,6 +167,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Sync = app.SyncMode(syncMode)
+	cfg.Events.Replicas, cfg.Audit.Replicas = cfg.Store.Replicas, cfg.Store.Replicas
 	switch storage {
 	case "file":
 		cfg.Store.Storage = jetstream.FileStorage

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
 )
 
@@ -28,6 +29,8 @@ type App struct {
 	store   *kvstore.Store
 	manager *bus.Manager
 	service *bus.Service
+	relay   *events.Relay
+	auditor *events.Auditor
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,14 +58,31 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.nc, err = connect(url, cfg); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(a.nc)
+	js, err := jetstream.New(a.nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+		a.log.Warn("async publish failed", "subject", m.Subject, "err", err)
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("app: jetstream: %w", err)
 	}
 	if a.store, err = kvstore.New(ctx, js, cfg.Store); err != nil {
 		return nil, err
 	}
-	opts := append(cfg.managerOptions(), bus.WithLogger(log))
+	// Every instance runs a relay; one of them is active at a time.
+	rcfg := events.DefaultRelayConfig()
+	rcfg.Bucket, rcfg.Stream, rcfg.Logger = cfg.Store.Bucket, cfg.Events, log
+	if a.relay, err = events.NewRelay(js, rcfg); err != nil {
+		return nil, err
+	}
+	if err = a.relay.Start(ctx); err != nil {
+		return nil, err
+	}
+	if a.auditor, err = events.NewAuditor(ctx, js, cfg.Audit); err != nil {
+		return nil, err
+	}
+	opts := append(cfg.managerOptions(), bus.WithLogger(log), bus.WithServiceAudit(a.recordService))
+	if cfg.AuditAccess {
+		opts = append(opts, bus.WithAccessAudit(a.recordAccess))
+	}
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
 	}
@@ -166,6 +186,9 @@ func (a *App) stop() error {
 	if a.service != nil {
 		errs = append(errs, a.service.Close())
 	}
+	if a.relay != nil {
+		errs = append(errs, a.relay.Close())
+	}
 	if a.nc != nil {
 		drained := make(chan struct{})
 		a.nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
@@ -180,4 +203,21 @@ func (a *App) stop() error {
 		a.ns.WaitForShutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// recordService turns a registry change into an audit record. A failure is
+// logged: the change itself has happened.
+func (a *App) recordService(ctx context.Context, e bus.ServiceEvent) {
+	rec := events.ServiceRecord{Type: e.Type, ServiceID: e.ServiceID, Actor: e.Actor, Time: e.Time}
+	if err := a.auditor.RecordService(ctx, rec); err != nil {
+		a.log.Warn("service audit failed", "service_id", e.ServiceID, "err", err)
+	}
+}
+
+// recordAccess records a cross-service read without waiting for the ack.
+func (a *App) recordAccess(_ context.Context, e bus.AccessEvent) {
+	rec := events.AccessRecord{SessionID: e.SessionID, LoginID: e.LoginID, Reader: e.Reader, Creator: e.Creator, Time: e.Time}
+	if err := a.auditor.RecordAsync(rec); err != nil {
+		a.log.Warn("access audit failed", "session_id", e.SessionID, "err", err)
+	}
 }

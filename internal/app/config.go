@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
 )
 
@@ -64,6 +65,15 @@ type Config struct {
 	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
 	MaxInFlight int
 
+	// Events is the events stream (name, retention, replicas).
+	Events events.StreamConfig
+	// Audit is the audit stream (service registry changes, and access
+	// records when AuditAccess is on).
+	Audit events.AuditConfig
+	// AuditAccess records every read of a session by a service other than
+	// its creator. Default off: it adds a publish to those reads.
+	AuditAccess bool
+
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
 }
@@ -80,6 +90,8 @@ func DefaultConfig() Config {
 		MaxLifetime:     24 * time.Hour,
 		Evict:           "evict",
 		MaxInFlight:     bus.DefaultMaxInFlight,
+		Events:          events.DefaultStreamConfig(),
+		Audit:           events.DefaultAuditConfig(),
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
