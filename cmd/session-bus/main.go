@@ -152,6 +152,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.num(&cfg.MaxInFlight, "max-in-flight", "MAX_IN_FLIGHT", cfg.MaxInFlight, "concurrent requests per process; beyond it callers get 503")
 	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
 	f.dur(&cfg.Events.MaxAge, "events-max-age", "EVENTS_MAX_AGE", cfg.Events.MaxAge, "how long events are kept: how long a durable listener may be down")
+	f.dur(&cfg.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", cfg.RelayLeaseTTL, "after an instance dies, another's event relay takes over within this")
 	f.boolean(&cfg.AuditAccess, "audit-access", "AUDIT_ACCESS", false, "record every read of a session by a service other than its creator (stream SESSION_AUDIT)")
 	f.dur(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, "graceful stop deadline")
 	f.str(&logFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")

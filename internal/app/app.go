@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	// Every instance runs a relay; one of them is active at a time.
 	rcfg := events.DefaultRelayConfig()
-	rcfg.Bucket, rcfg.Stream, rcfg.Logger = cfg.Store.Bucket, cfg.Events, log
+	rcfg.Bucket, rcfg.Stream, rcfg.LeaseTTL, rcfg.Logger = cfg.Store.Bucket, cfg.Events, cfg.RelayLeaseTTL, log
 	if a.relay, err = events.NewRelay(js, rcfg); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,10 @@ type Config struct {
 	// Audit is the audit stream (service registry changes, and access
 	// records when AuditAccess is on).
 	Audit events.AuditConfig
+	// RelayLeaseTTL is how long a dead bus instance's event relay holds the
+	// lease before another instance's relay takes over: the longest delay
+	// of events when an instance dies. Default 3s.
+	RelayLeaseTTL time.Duration
 	// AuditAccess records every read of a session by a service other than
 	// its creator. Default off: it adds a publish to those reads.
 	AuditAccess bool
@@ -92,6 +96,7 @@ func DefaultConfig() Config {
 		MaxInFlight:     bus.DefaultMaxInFlight,
 		Events:          events.DefaultStreamConfig(),
 		Audit:           events.DefaultAuditConfig(),
+		RelayLeaseTTL:   events.DefaultRelayConfig().LeaseTTL,
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
