@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -151,7 +154,17 @@ func DecodeRequest(data []byte, v any, required ...string) error {
 	if data[0] != '{' {
 		return fmt.Errorf("%w: body must be a JSON object", ErrInvalidInput)
 	}
-	if len(required) > 0 {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonErr(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: body must hold one JSON object only", ErrInvalidInput)
+	}
+	// A required field that decoded to its zero value may be absent or
+	// null: only then pay for a second, exact look at the body.
+	if len(required) > 0 && anyZero(v, required) {
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(data, &fields); err != nil {
 			return jsonErr(err)
@@ -162,15 +175,36 @@ func DecodeRequest(data []byte, v any, required ...string) error {
 			}
 		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonErr(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: body must hold one JSON object only", ErrInvalidInput)
-	}
 	return nil
+}
+
+// fieldIndex caches, per request struct type, the field index of each JSON name.
+var fieldIndex sync.Map // reflect.Type -> map[string]int
+
+// anyZero reports whether any of the named JSON fields of the struct v
+// points to holds its zero value.
+func anyZero(v any, names []string) bool {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return true
+	}
+	rv = rv.Elem()
+	idx, ok := fieldIndex.Load(rv.Type())
+	if !ok {
+		m := map[string]int{}
+		for i := range rv.NumField() {
+			name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
+			m[name] = i
+		}
+		idx, _ = fieldIndex.LoadOrStore(rv.Type(), m)
+	}
+	for _, n := range names {
+		i, ok := idx.(map[string]int)[n]
+		if !ok || rv.Field(i).IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonErr describes a decode error without echoing the payload.
