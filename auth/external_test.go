@@ -1,0 +1,134 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
+)
+
+// lockedBuffer collects a child process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runExternalServer builds nats-server from the module this repo depends
+// on, starts it with a config holding auth.ServerConfig, and returns its
+// client URL. The process is killed when the test ends.
+func runExternalServer(t *testing.T, keys *auth.Keys) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "nats-server")
+	build := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build nats-server: %s", out)
+
+	text, err := auth.ServerConfig(keys)
+	require.NoError(t, err)
+	portsDir := filepath.Join(dir, "ports")
+	require.NoError(t, os.Mkdir(portsDir, 0o700))
+	conf := fmt.Sprintf("server_name: external\nlisten: \"127.0.0.1:-1\"\nports_file_dir: %q\njetstream {\n  store_dir: %q\n}\n%s",
+		portsDir, filepath.Join(dir, "js"), text)
+	confPath := filepath.Join(dir, "nats.conf")
+	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o600))
+
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "-c", confPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nats-server output:\n%s", logs.String())
+		}
+	})
+
+	// With port -1 the server writes its URLs to <ports_file_dir>/<exe>_<pid>.ports.
+	portsFile := filepath.Join(portsDir, fmt.Sprintf("nats-server_%d.ports", cmd.Process.Pid))
+	var url string
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		data, err := os.ReadFile(portsFile)
+		if !assert.NoError(c, err) {
+			return
+		}
+		var ports struct {
+			Nats []string `json:"nats"`
+		}
+		if assert.NoError(c, json.Unmarshal(data, &ports)) && assert.NotEmpty(c, ports.Nats) {
+			url = ports.Nats[0]
+		}
+	}, 10*time.Second, 20*time.Millisecond, "nats-server did not start: %s", logs)
+	return url
+}
+
+func TestExternalServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs nats-server")
+	}
+	t.Parallel()
+	keys, err := auth.Bootstrap(t.TempDir())
+	require.NoError(t, err)
+	url := runExternalServer(t, keys)
+	e := startBus(t, url, keys, envConfig{watch: true})
+	ctx := context.Background()
+
+	// Anonymous and wrong logins are refused.
+	_, err = nats.Connect(url, nats.NoReconnect())
+	require.ErrorIs(t, err, nats.ErrAuthorization)
+	secret := e.register(t, "svc-ext", auth.PermSessionRead, auth.PermSessionWrite)
+	_, err = e.connect(t, "svc-ext", secret+"x", nats.NoReconnect())
+	require.ErrorIs(t, err, nats.ErrAuthorization)
+
+	// An authenticated round trip.
+	sc, err := e.connect(t, "svc-ext", secret)
+	require.NoError(t, err)
+	c, err := newClient(sc, "svc-ext")
+	require.NoError(t, err)
+	s, err := c.CreateSession(ctx, "ivy", "token-ivy-0123456789abcdef")
+	require.NoError(t, err)
+	assert.Equal(t, "svc-ext", s.ServiceID)
+	got, err := c.GetSession(ctx, s.SessionID)
+	require.NoError(t, err)
+	assert.Equal(t, "ivy", got.LoginID)
+
+	// A denied call fails at once.
+	start := time.Now()
+	_, err = c.ListServices(ctx)
+	require.ErrorIs(t, err, bus.ErrPermissionDenied)
+	assert.Less(t, time.Since(start), 100*time.Millisecond)
+
+	// Removal ends the service's access.
+	require.NoError(t, e.m.RemoveService(ctx, "svc-ext"))
+	require.Eventually(t, func() bool { return !sc.IsConnected() }, 5*time.Second, 10*time.Millisecond)
+	_, err = e.connect(t, "svc-ext", secret, nats.NoReconnect())
+	require.ErrorIs(t, err, nats.ErrAuthorization)
+	assert.False(t, strings.Contains(e.logs.String(), secret), "no secret in the bus log")
+}

@@ -1,0 +1,60 @@
+package auth_test
+
+import (
+	"testing"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/session-bus/session-bus/auth"
+)
+
+func TestPermissions(t *testing.T) {
+	t.Parallel()
+	events := []string{
+		"$JS.API.STREAM.INFO.SESSION_EVENTS",
+		"$JS.API.CONSUMER.CREATE.SESSION_EVENTS",
+		"$JS.API.CONSUMER.CREATE.SESSION_EVENTS.>",
+		"$JS.API.CONSUMER.DURABLE.CREATE.SESSION_EVENTS.>",
+		"$JS.API.CONSUMER.INFO.SESSION_EVENTS.>",
+		"$JS.API.CONSUMER.DELETE.SESSION_EVENTS.>",
+		"$JS.API.CONSUMER.MSG.NEXT.SESSION_EVENTS.>",
+		"$JS.ACK.SESSION_EVENTS.>",
+		"$JS.FC.SESSION_EVENTS.>",
+	}
+	tests := []struct {
+		name      string
+		givePerms []string
+		wantPub   jwt.StringList
+		wantDeny  jwt.StringList
+		wantSub   jwt.StringList
+	}{
+		{name: "none", wantDeny: jwt.StringList{">"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "unknown", givePerms: []string{"read", "session.*", ">", "custom"}, wantDeny: jwt.StringList{">"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "read", givePerms: []string{auth.PermSessionRead}, wantPub: jwt.StringList{"sessionbus.read.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "write", givePerms: []string{auth.PermSessionWrite}, wantPub: jwt.StringList{"sessionbus.write.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "session admin", givePerms: []string{auth.PermSessionAdmin}, wantPub: jwt.StringList{"sessionbus.sessions.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "verify", givePerms: []string{auth.PermServiceVerify}, wantPub: jwt.StringList{"sessionbus.service.verify.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "service admin", givePerms: []string{auth.PermServiceAdmin}, wantPub: jwt.StringList{"sessionbus.admin.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "events", givePerms: []string{auth.PermEventsSubscribe}, wantPub: events, wantSub: jwt.StringList{"_INBOX_svc.>", "session.>"}},
+		{
+			name:      "repeated and unordered",
+			givePerms: []string{auth.PermSessionWrite, auth.PermSessionRead, auth.PermSessionWrite},
+			wantPub:   jwt.StringList{"sessionbus.read.*.svc", "sessionbus.write.*.svc"},
+			wantSub:   jwt.StringList{"_INBOX_svc.>"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := auth.Permissions("svc", tt.givePerms)
+			assert.Equal(t, tt.wantPub, p.Pub.Allow)
+			assert.Equal(t, tt.wantDeny, p.Pub.Deny)
+			assert.Equal(t, tt.wantSub, p.Sub.Allow)
+			assert.Empty(t, p.Sub.Deny)
+			assert.Nil(t, p.Resp)
+			for _, s := range append(p.Pub.Allow, p.Sub.Allow...) {
+				assert.NotContains(t, s, "KV", "nothing reaches the sessions bucket")
+			}
+		})
+	}
+}
