@@ -2,7 +2,12 @@ package bus
 
 import (
 	"context"
+	"fmt"
+	"time"
 )
+
+// maxGraceSeconds bounds a rotation's overlap: 30 days.
+const maxGraceSeconds = 30 * 24 * 3600
 
 // op serves one method: it decodes the request body, calls the Manager
 // and returns the reply to marshal. The acting service is in ctx.
@@ -132,6 +137,20 @@ var ops = map[Method]op{
 			ServiceName: r.ServiceName,
 			Permissions: r.Permissions,
 		}, r.Secret)
+		if err != nil {
+			return nil, err
+		}
+		return RegisterServiceReply{ServiceID: r.ServiceID, Secret: secret}, nil
+	},
+	MethodRotateService: func(ctx context.Context, m *Manager, body []byte) (any, error) {
+		var r RotateServiceRequest
+		if err := DecodeRequest(body, &r, "service_id"); err != nil {
+			return nil, err
+		}
+		if r.GraceSeconds < 0 || r.GraceSeconds > maxGraceSeconds {
+			return nil, fmt.Errorf("%w: grace_seconds must be 0..%d", ErrInvalidInput, maxGraceSeconds)
+		}
+		secret, err := m.RotateService(ctx, r.ServiceID, r.Secret, time.Duration(r.GraceSeconds)*time.Second)
 		if err != nil {
 			return nil, err
 		}

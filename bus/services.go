@@ -58,22 +58,27 @@ func checkSecret(secret string) (string, error) {
 // (never the secret). Unknown ids and wrong secrets fail alike, with
 // [ErrUnauthenticated], after the same hashing work. After 5 failures for
 // one id within a minute, it fails with [ErrRateLimited] until the minute
-// is over (counted per bus process).
+// is over (counted per bus process, and per remote address when the ctx
+// carries one: see [ContextWithRemote]).
 func (m *Manager) VerifyService(ctx context.Context, serviceID, secret string) (ServiceCredential, error) {
 	now := m.o.now()
-	if m.limiter.blocked(serviceID, now) {
+	limitKey := serviceID
+	if addr := remoteFromContext(ctx); addr != "" {
+		limitKey += "@" + addr
+	}
+	if m.limiter.blocked(limitKey, now) {
 		return ServiceCredential{}, ErrRateLimited
 	}
 	cred, err := m.verify(ctx, serviceID, secret, now)
 	if errors.Is(err, ErrUnauthenticated) {
-		m.limiter.fail(serviceID, now)
+		m.limiter.fail(limitKey, now)
 		if ValidateServiceID(serviceID) == nil {
 			m.auditService(ctx, ServiceVerifyFailed, serviceID)
 		}
 		m.log.Info("service verification failed", keyServiceID, sanitizeID(serviceID))
 	}
 	if err == nil {
-		m.limiter.reset(serviceID)
+		m.limiter.reset(limitKey)
 	}
 	return cred, err
 }

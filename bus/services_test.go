@@ -57,6 +57,17 @@ func TestManager_VerifyRateLimit(t *testing.T) {
 	clk.advance(time.Minute)
 	_, err = m.VerifyService(ctx, "pay", secret)
 	require.NoError(t, err, "after the cool-down")
+
+	// With remote addresses, one host's failures do not lock out another.
+	attacker := ContextWithRemote(ctx, "10.0.0.66")
+	for range 5 {
+		_, err = m.VerifyService(attacker, "pay", "wrong-secret-wrong-secret")
+		require.ErrorIs(t, err, ErrUnauthenticated)
+	}
+	_, err = m.VerifyService(attacker, "pay", secret)
+	require.ErrorIs(t, err, ErrRateLimited)
+	_, err = m.VerifyService(ContextWithRemote(ctx, "10.0.0.7"), "pay", secret)
+	require.NoError(t, err, "another host is not locked out")
 }
 
 func TestManager_ServiceAudit(t *testing.T) {

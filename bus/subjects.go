@@ -44,6 +44,7 @@ const (
 	MethodDeleteAll       Method = "delete_all"
 	MethodVerify          Method = "verify"
 	MethodRegisterService Method = "register_service"
+	MethodRotateService   Method = "rotate_service"
 	MethodRemoveService   Method = "remove_service"
 	MethodListServices    Method = "list_services"
 )
@@ -65,6 +66,7 @@ var methodClass = map[Method]Class{
 	MethodDeleteAll:       ClassWrite,
 	MethodVerify:          ClassService,
 	MethodRegisterService: ClassAdmin,
+	MethodRotateService:   ClassAdmin,
 	MethodRemoveService:   ClassAdmin,
 	MethodListServices:    ClassAdmin,
 }

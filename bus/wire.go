@@ -105,8 +105,16 @@ type RegisterServiceRequest struct {
 	Secret      string   `json:"secret,omitempty"`
 }
 
-// RegisterServiceReply is the reply of register_service: the only time
-// the secret is sent back.
+// RotateServiceRequest asks for a new secret (generated when Secret is
+// empty); the old one keeps working for GraceSeconds.
+type RotateServiceRequest struct {
+	ServiceID    string `json:"service_id"`
+	Secret       string `json:"secret,omitempty"`
+	GraceSeconds int64  `json:"grace_seconds,omitempty"`
+}
+
+// RegisterServiceReply is the reply of register_service and
+// rotate_service: the only time a secret is sent back.
 type RegisterServiceReply struct {
 	ServiceID string `json:"service_id"`
 	Secret    string `json:"secret"`

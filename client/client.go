@@ -110,6 +110,11 @@ func (c *Client) call(ctx context.Context, method bus.Method, req, resp any) err
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	// The server refused this before on this connection: fail at once
+	// instead of waiting for a timeout (a reconnect clears the memory).
+	if c.perms.deniedEarlier(subject) {
+		return fmt.Errorf("%w: %s: refused earlier on this connection", bus.ErrPermissionDenied, method)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer c.perms.add(subject, cancel)()

@@ -55,7 +55,22 @@ func watchPermissions(nc *nats.Conn) *permWatch {
 			prev(c, sub, err)
 		}
 	})
+	// A reconnect may come with other permissions (a renewed login): what
+	// was refused before is tried again.
+	prevReconnect := nc.ReconnectHandler()
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		w.forget()
+		if prevReconnect != nil {
+			prevReconnect(c)
+		}
+	})
 	return w
+}
+
+func (w *permWatch) forget() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	clear(w.denied)
 }
 
 // add registers a call on subject and returns its deregistration.
@@ -80,13 +95,18 @@ func (w *permWatch) add(subject string, cancel context.CancelCauseFunc) func() {
 	}
 }
 
-// deniedEarlier reports whether the server has refused a publish to subject.
+// deniedEarlier reports whether the server has refused a publish to
+// subject, or the subscription to the reply inbox, on this connection.
 func (w *permWatch) deniedEarlier(subject string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, ok := w.denied[subject]
-	return ok
+	_, inbox := w.denied[inboxDenied]
+	return ok || inbox
 }
+
+// inboxDenied is the denied-set key of a refused reply inbox.
+const inboxDenied = ""
 
 func (w *permWatch) onError(err error) {
 	if !errors.Is(err, nats.ErrPermissionViolation) {
@@ -110,12 +130,10 @@ func (w *permWatch) onError(err error) {
 func (w *permWatch) fail(subject string, cause error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if subject != "" {
-		if len(w.denied) >= maxDenied {
-			clear(w.denied)
-		}
-		w.denied[subject] = struct{}{}
+	if len(w.denied) >= maxDenied {
+		clear(w.denied)
 	}
+	w.denied[subject] = struct{}{} // "" (inboxDenied): every call
 	for subj, calls := range w.pending {
 		if subject != "" && subj != subject {
 			continue

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/session-bus/session-bus/bus"
@@ -46,6 +47,20 @@ func (c *Client) VerifyService(ctx context.Context, serviceID, secret string) (b
 // RemoveService unregisters a service; a missing one is not an error.
 func (c *Client) RemoveService(ctx context.Context, serviceID string) error {
 	return c.call(ctx, bus.MethodRemoveService, bus.ServiceIDRequest{ServiceID: serviceID}, nil)
+}
+
+// RotateService gives a service a new secret (generated when secret is
+// empty) and returns it; the old one keeps working for grace (whole
+// seconds). Errors: bus.ErrServiceNotFound, bus.ErrInvalidInput.
+func (c *Client) RotateService(ctx context.Context, serviceID, secret string, grace time.Duration) (string, error) {
+	if err := validUTF8(serviceID, secret); err != nil {
+		return "", err
+	}
+	var r bus.RegisterServiceReply
+	err := c.call(ctx, bus.MethodRotateService, bus.RotateServiceRequest{
+		ServiceID: serviceID, Secret: secret, GraceSeconds: int64(grace / time.Second),
+	}, &r)
+	return r.Secret, err
 }
 
 // ListServices returns every registered service, ordered by id.

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
 )
 
@@ -91,6 +93,22 @@ func (p *busProcess) stop(tb testing.TB) error {
 	}
 }
 
+// addService registers a service through `session-bus service add` and
+// returns a connection logged in as it.
+func addService(t *testing.T, bin, url, dataDir, id, perms string) *nats.Conn {
+	t.Helper()
+	credsFile := filepath.Join(t.TempDir(), id+".json")
+	out, err := exec.Command(bin, "service", "add", id, "--permissions", perms, "--nats-url", url,
+		"--admin-creds", filepath.Join(dataDir, "auth", "admin.json"), "--creds-out", credsFile).CombinedOutput()
+	require.NoError(t, err, "service add: %s", out)
+	creds, err := auth.LoadServiceCreds(credsFile)
+	require.NoError(t, err)
+	nc, err := nats.Connect(url, creds.NATSOptions()...)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func TestBinary_ServeRoundTripAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -102,8 +120,10 @@ func TestBinary_ServeRoundTripAndRestart(t *testing.T) {
 	defer cancel()
 
 	p := startBinary(t, bin, args...)
-	nc, err := nats.Connect(p.url)
-	require.NoError(t, err)
+	_, err := nats.Connect(p.url)
+	require.Error(t, err, "the embedded server refuses anonymous connections")
+
+	nc := addService(t, bin, p.url, dir, "login-svc", "session.read,session.write")
 	c, err := client.New(nc, client.WithServiceID("login-svc"))
 	require.NoError(t, err)
 	s, err := c.CreateSession(ctx, "user-1", "token-1")
@@ -113,9 +133,7 @@ func TestBinary_ServeRoundTripAndRestart(t *testing.T) {
 	require.NoError(t, p.stop(t), "a clean exit on SIGTERM")
 
 	p = startBinary(t, bin, args...)
-	nc, err = nats.Connect(p.url)
-	require.NoError(t, err)
-	defer nc.Close()
+	nc = addService(t, bin, p.url, dir, "order-svc", "session.read")
 	c, err = client.New(nc, client.WithServiceID("order-svc"))
 	require.NoError(t, err)
 	got, err := c.GetSessionByToken(ctx, "token-1")
@@ -123,6 +141,7 @@ func TestBinary_ServeRoundTripAndRestart(t *testing.T) {
 	assert.Equal(t, s.SessionID, got.SessionID)
 	assert.Equal(t, "admin", got.Attributes["role"])
 	assert.Equal(t, "login-svc", got.ServiceID)
+	require.ErrorIs(t, c.DeleteSession(ctx, s.SessionID), bus.ErrPermissionDenied, "order-svc may only read")
 	nc.Close()
 	require.NoError(t, p.stop(t))
 }
@@ -151,10 +170,9 @@ func TestBinary_EventsTail(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	p := startBinary(t, bin, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", t.TempDir())
-	nc, err := nats.Connect(p.url)
-	require.NoError(t, err)
-	defer nc.Close()
+	dir := t.TempDir()
+	p := startBinary(t, bin, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir)
+	nc := addService(t, bin, p.url, dir, "login-svc", "session.write")
 	c, err := client.New(nc, client.WithServiceID("login-svc"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -162,7 +180,8 @@ func TestBinary_EventsTail(t *testing.T) {
 	s, err := c.CreateSession(ctx, "tail-user", "tail-token")
 	require.NoError(t, err)
 
-	tail := exec.CommandContext(ctx, bin, "events", "tail", "--nats-url", p.url, "--since", "1m", "--type", "created")
+	tail := exec.CommandContext(ctx, bin, "events", "tail", "--nats-url", p.url, "--since", "1m", "--type", "created",
+		"--service-creds", filepath.Join(dir, "auth", "admin.json"))
 	out, err := tail.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, tail.Start())
@@ -174,5 +193,42 @@ func TestBinary_EventsTail(t *testing.T) {
 	assert.Contains(t, line, s.SessionID)
 	assert.Contains(t, line, `"service_id":"login-svc"`)
 	assert.NotContains(t, line, "tail-token", "events never carry a token")
+	require.NoError(t, p.stop(t))
+}
+
+func TestBinary_ServiceLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	p := startBinary(t, bin, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir)
+	admin := filepath.Join(dir, "auth", "admin.json")
+	cli := func(args ...string) string {
+		out, err := exec.Command(bin, append(args, "--nats-url", p.url, "--admin-creds", admin)...).Output()
+		require.NoError(t, err, "%v", args)
+		return string(out)
+	}
+	credsFile := filepath.Join(t.TempDir(), "pay.json")
+	cli("service", "add", "pay-api", "--permissions", "session.read", "--creds-out", credsFile)
+	assert.Contains(t, cli("service", "list"), `"service_id":"pay-api"`)
+	old, err := auth.LoadServiceCreds(credsFile)
+	require.NoError(t, err)
+
+	// Rotate without grace: the old secret no longer logs in, the new one does.
+	cli("service", "rotate", "pay-api", "--grace", "0s", "--creds-out", credsFile)
+	_, err = nats.Connect(p.url, old.NATSOptions()...)
+	require.Error(t, err, "the old secret is refused after a rotation without grace")
+	fresh, err := auth.LoadServiceCreds(credsFile)
+	require.NoError(t, err)
+	nc, err := nats.Connect(p.url, append(fresh.NATSOptions(), nats.NoReconnect())...)
+	require.NoError(t, err)
+	defer nc.Close()
+
+	// Remove: the live connection is closed within seconds.
+	cli("service", "remove", "pay-api")
+	require.Eventually(t, nc.IsClosed, 5*time.Second, 50*time.Millisecond, "a removed service keeps its connection")
+	_, err = nats.Connect(p.url, fresh.NATSOptions()...)
+	require.Error(t, err)
 	require.NoError(t, p.stop(t))
 }

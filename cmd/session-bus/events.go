@@ -15,24 +15,37 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/events"
 )
 
 // natsFlags are the connection flags of the commands that talk to a
 // running bus.
 type natsFlags struct {
-	url, creds, user string
+	url, creds, user, serviceCreds string
 }
 
 func (n *natsFlags) bind(f *flags) {
 	f.str(&n.url, "nats-url", "NATS_URL", nats.DefaultURL, "NATS URL of the bus")
-	f.str(&n.creds, "nats-creds", "NATS_CREDS", "", "creds file")
+	f.str(&n.creds, "nats-creds", "NATS_CREDS", "", "NATS creds file")
 	f.str(&n.user, "nats-user", "NATS_USER", "", "user (password from $SESSION_BUS_NATS_PASSWORD only)")
+}
+
+// bindService adds --service-creds: a bus service's credentials file (as
+// 'service add --creds-out' or the admin file write it).
+func (n *natsFlags) bindService(f *flags) {
+	f.str(&n.serviceCreds, "service-creds", "SERVICE_CREDS", "", "log in as the service in this credentials file")
 }
 
 func (n *natsFlags) connect() (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name("session-bus-cli")}
 	switch {
+	case n.serviceCreds != "":
+		c, err := auth.LoadServiceCreds(n.serviceCreds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, c.NATSOptions()...)
 	case n.creds != "":
 		opts = append(opts, nats.UserCredentials(n.creds))
 	case n.user != "":
@@ -48,6 +61,7 @@ func eventsTail(args []string, stdout, stderr io.Writer) int {
 	f := &flags{fs: fs}
 	var conn natsFlags
 	conn.bind(f)
+	conn.bindService(f)
 	var types, login, since, stream string
 	f.str(&types, "type", "TAIL_TYPE", "", "comma-separated event types to show, e.g. created,deleted (default all)")
 	f.str(&login, "login", "TAIL_LOGIN", "", "show only this login's events")

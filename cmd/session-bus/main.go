@@ -30,6 +30,7 @@ const usage = `session-bus: shared user sessions for microservices, over NATS.
 Usage:
   session-bus serve [flags]         run the bus (embedded NATS by default)
   session-bus events tail [flags]   print session events live
+  session-bus service add|list|rotate|remove   manage services (as admin)
   session-bus version               print the version
 
 Run 'session-bus serve --help' for the flags; each can also be set by the
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return eventsTail(args[2:], stdout, stderr)
+	case "service":
+		return serviceCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -130,7 +133,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &flags{fs: fs}
-	var syncMode, storage, logFormat, logLevel, tokenKeyHex string
+	var syncMode, storage, logFormat, logLevel, tokenKeyHex, authMode string
+	f.str(&authMode, "auth", "AUTH", string(cfg.Auth), "callout: services log in with their bus credentials, the embedded server refuses anonymous connections (the bus is the server's auth callout); none: leave authentication to the NATS deployment")
 	f.str(&cfg.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty runs an embedded server")
 	f.str(&cfg.NATSCreds, "nats-creds", "NATS_CREDS", "", "creds file for the external NATS")
 	f.str(&cfg.NATSUser, "nats-user", "NATS_USER", "", "user for the external NATS (password from $SESSION_BUS_NATS_PASSWORD only)")
@@ -168,6 +172,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Sync = app.SyncMode(syncMode)
+	cfg.Auth = app.AuthMode(authMode)
 	cfg.Events.Replicas, cfg.Audit.Replicas = cfg.Store.Replicas, cfg.Store.Replicas
 	switch storage {
 	case "file":
@@ -200,6 +205,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("ready", "nats", a.ClientURL(), "data_dir", a.DataDir(), "bucket", cfg.Store.Bucket)
+	if a.AdminCredsCreated() {
+		fmt.Fprintf(stdout, "session-bus admin credentials written to %s (mode 0600; shown once)\n", a.AdminCredsPath())
+	}
 	if a.DataDir() != "" {
 		fmt.Fprintf(stdout, "session-bus listening on %s, data in %s\n", a.ClientURL(), a.DataDir())
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
@@ -31,6 +32,9 @@ type App struct {
 	service *bus.Service
 	relay   *events.Relay
 	auditor *events.Auditor
+	keys    *auth.Keys // nil with AuthNone
+	sys     *nats.Conn // system account connection, for revoking logins
+	callout *auth.Callout
 
 	closeOnce sync.Once
 	closeErr  error
@@ -48,14 +52,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 			_ = a.Close()
 		}
 	}()
+	var connOpts []nats.Option
+	if cfg.Auth == AuthCallout {
+		if a.keys, err = auth.Bootstrap(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		connOpts = a.keys.BusConnectOptions()
+	}
 	url := cfg.NATSURL
 	if url == "" {
-		if a.ns, err = startEmbedded(cfg); err != nil {
+		if a.ns, err = startEmbedded(cfg, a.keys); err != nil {
 			return nil, err
 		}
 		url = a.ns.ClientURL()
+	} else if cfg.Auth == AuthNone {
+		connOpts = externalAuth(cfg)
 	}
-	if a.nc, err = connect(url, cfg); err != nil {
+	if a.nc, err = connect(url, connOpts); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(a.nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
@@ -89,10 +102,52 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.service, err = bus.NewService(a.nc, a.manager, bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log)); err != nil {
 		return nil, err
 	}
+	if cfg.Auth == AuthCallout {
+		if err = a.startAuth(ctx, url, log); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+// startAuth serves the auth callout, revokes removed services' logins, and
+// makes sure the admin service exists.
+func (a *App) startAuth(ctx context.Context, url string, log *slog.Logger) error {
+	opts := []auth.Option{auth.WithLogger(log)}
+	sys, err := connect(url, a.keys.SysConnectOptions())
+	if err != nil {
+		// Without the system account, removal ends access when the
+		// service's login token expires instead of at once.
+		a.log.Warn("no system account connection: removed services keep access until their token expires", "err", err)
+	} else {
+		a.sys = sys
+		opts = append(opts, auth.WithSystemConn(sys))
+	}
+	if a.callout, err = auth.New(a.nc, a.manager, a.keys.Config(), opts...); err != nil {
+		return err
+	}
+	if err := a.callout.WatchRemovals(ctx, a.store.ServicesBucket()); err != nil {
+		return err
+	}
+	if err := auth.EnsureAdmin(ctx, a.manager, a.keys); err != nil {
+		return err
+	}
+	return nil
+}
+
+// AdminCredsPath is the admin credentials file, or "" with AuthNone.
+func (a *App) AdminCredsPath() string {
+	if a.keys == nil {
+		return ""
+	}
+	return a.keys.AdminPath
+}
+
+// AdminCredsCreated reports whether this start created the admin
+// credentials (print their path once).
+func (a *App) AdminCredsCreated() bool { return a.keys != nil && a.keys.Created }
+
+func startEmbedded(cfg Config, keys *auth.Keys) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen %q: %w", ErrInvalidConfig, cfg.Listen, err)
@@ -115,6 +170,11 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		NoSigs:     true, // the process handles signals itself
 		NoLog:      true,
 	}
+	if keys != nil {
+		if opts, err = auth.ServerOptions(opts, keys); err != nil {
+			return nil, err
+		}
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("app: embedded nats: %w", err)
@@ -127,14 +187,19 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	return ns, nil
 }
 
-func connect(url string, cfg Config) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("session-bus"), nats.MaxReconnects(-1)}
+// externalAuth returns the credentials given for an external NATS.
+func externalAuth(cfg Config) []nats.Option {
 	switch {
 	case cfg.NATSCreds != "":
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+		return []nats.Option{nats.UserCredentials(cfg.NATSCreds)}
 	case cfg.NATSUser != "":
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		return []nats.Option{nats.UserInfo(cfg.NATSUser, cfg.NATSPassword)}
 	}
+	return nil
+}
+
+func connect(url string, extra []nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name("session-bus"), nats.MaxReconnects(-1)}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("app: connect %s: %w", url, err)
@@ -183,11 +248,17 @@ func (a *App) Close() error {
 
 func (a *App) stop() error {
 	var errs []error
+	if a.callout != nil {
+		errs = append(errs, a.callout.Close())
+	}
 	if a.service != nil {
 		errs = append(errs, a.service.Close())
 	}
 	if a.relay != nil {
 		errs = append(errs, a.relay.Close())
+	}
+	if a.sys != nil {
+		a.sys.Close()
 	}
 	if a.nc != nil {
 		drained := make(chan struct{})

@@ -25,6 +25,15 @@ const (
 	SyncAlways SyncMode = "always"
 )
 
+// AuthMode is how services authenticate to NATS.
+type AuthMode string
+
+// Auth modes.
+const (
+	AuthCallout AuthMode = "callout"
+	AuthNone    AuthMode = "none"
+)
+
 // Config is everything a session-bus process needs. DefaultConfig states
 // every default.
 type Config struct {
@@ -35,6 +44,14 @@ type Config struct {
 	NATSCreds    string
 	NATSUser     string
 	NATSPassword string
+
+	// Auth is how services log in: AuthCallout (default) makes the bus the
+	// NATS server's auth callout, so services connect with their bus
+	// credentials and get their permissions as subject permissions; the
+	// embedded server then refuses anonymous connections. AuthNone leaves
+	// authentication to the NATS deployment (or to nobody, for
+	// development).
+	Auth AuthMode
 
 	// Listen is the embedded server's client address. Default 127.0.0.1:4222.
 	Listen string
@@ -85,6 +102,7 @@ type Config struct {
 // DefaultConfig returns the defaults stated on each Config field.
 func DefaultConfig() Config {
 	return Config{
+		Auth:            AuthCallout,
 		Listen:          "127.0.0.1:4222",
 		DataDir:         "session-bus-data",
 		Sync:            SyncDefault,
@@ -105,6 +123,10 @@ func (c Config) validate() error {
 	switch {
 	case c.NATSURL == "" && c.DataDir == "":
 		return fmt.Errorf("%w: the embedded server needs a data dir", ErrInvalidConfig)
+	case c.Auth != AuthCallout && c.Auth != AuthNone:
+		return fmt.Errorf("%w: auth must be %q or %q", ErrInvalidConfig, AuthCallout, AuthNone)
+	case c.Auth == AuthCallout && c.DataDir == "":
+		return fmt.Errorf("%w: auth callout keeps its keys in the data dir", ErrInvalidConfig)
 	case c.Sync != SyncDefault && c.Sync != SyncAlways:
 		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
 	case c.Evict != "evict" && c.Evict != "refuse":
