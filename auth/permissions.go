@@ -19,7 +19,8 @@ const (
 	// delete, delete_by_token, set_attribute, remove_attribute, delete_all.
 	PermSessionWrite = "session.write"
 	// PermSessionAdmin allows the "sessions" class, reserved for bus-wide
-	// listings; no method uses it yet.
+	// listings, and the micro discovery subjects ($SRV.>) behind
+	// `nats micro ls|info|stats session-bus`.
 	PermSessionAdmin = "session.admin"
 	// PermServiceVerify allows the verify method of the service class.
 	PermServiceVerify = "service.verify"
@@ -63,7 +64,7 @@ func InboxPrefix(serviceID string) string { return inboxPrefixBase + serviceID }
 //	every service       subscribe _INBOX_<id>.>            (its replies)
 //	session.read        publish   sessionbus.read.*.<id>
 //	session.write       publish   sessionbus.write.*.<id>
-//	session.admin       publish   sessionbus.sessions.*.<id>
+//	session.admin       publish   sessionbus.sessions.*.<id>  $SRV.>
 //	service.verify      publish   sessionbus.service.verify.<id>
 //	service.admin       publish   sessionbus.admin.*.<id>
 //	events.subscribe    subscribe session.>
@@ -95,7 +96,7 @@ func permissions(id string, perms []string, stream string) jwt.Permissions {
 		case PermSessionWrite:
 			p.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassWrite) + ".*." + id)
 		case PermSessionAdmin:
-			p.Pub.Allow.Add(bus.SubjectPrefix + "." + string(ClassSessions) + ".*." + id)
+			p.Pub.Allow.Add(bus.SubjectPrefix+"."+string(ClassSessions)+".*."+id, "$SRV.>")
 		case PermServiceVerify:
 			p.Pub.Allow.Add(bus.Subject(bus.ClassService, bus.MethodVerify, id))
 		case PermServiceAdmin:

@@ -33,7 +33,7 @@ func TestPermissions(t *testing.T) {
 		{name: "unknown", givePerms: []string{"read", "session.*", ">", "custom"}, wantDeny: jwt.StringList{">"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "read", givePerms: []string{auth.PermSessionRead}, wantPub: jwt.StringList{"sessionbus.read.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "write", givePerms: []string{auth.PermSessionWrite}, wantPub: jwt.StringList{"sessionbus.write.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
-		{name: "session admin", givePerms: []string{auth.PermSessionAdmin}, wantPub: jwt.StringList{"sessionbus.sessions.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "session admin", givePerms: []string{auth.PermSessionAdmin}, wantPub: jwt.StringList{"sessionbus.sessions.*.svc", "$SRV.>"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "verify", givePerms: []string{auth.PermServiceVerify}, wantPub: jwt.StringList{"sessionbus.service.verify.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "service admin", givePerms: []string{auth.PermServiceAdmin}, wantPub: jwt.StringList{"sessionbus.admin.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "events", givePerms: []string{auth.PermEventsSubscribe}, wantPub: events, wantSub: jwt.StringList{"_INBOX_svc.>", "session.>"}},
