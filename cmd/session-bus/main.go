@@ -31,6 +31,7 @@ Usage:
   session-bus serve [flags]         run the bus (embedded NATS by default)
   session-bus events tail [flags]   print session events live
   session-bus service add|list|rotate|remove   manage services (as admin)
+  session-bus auth-config [--data-dir D]       nats-server config for an external server
   session-bus version               print the version
 
 Run 'session-bus serve --help' for the flags; each can also be set by the
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return eventsTail(args[2:], stdout, stderr)
 	case "service":
 		return serviceCmd(args[1:], stdout, stderr)
+	case "auth-config":
+		return authConfig(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

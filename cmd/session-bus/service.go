@@ -147,3 +147,33 @@ func splitPositional(args []string) (string, []string) {
 	}
 	return "", args
 }
+
+// authConfig prints the nats-server configuration stanza that makes an
+// external server hand logins to the bus's auth callout, creating the keys
+// in the data dir on first use. Every bus process must share that dir's
+// auth/keys.json.
+func authConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("auth-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{fs: fs}
+	var dataDir string
+	f.str(&dataDir, "data-dir", "DATA_DIR", "session-bus-data", "data directory holding auth/keys.json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	keys, err := auth.Bootstrap(dataDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "session-bus:", err)
+		return 1
+	}
+	text, err := auth.ServerConfig(keys)
+	if err != nil {
+		fmt.Fprintln(stderr, "session-bus:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, text)
+	return 0
+}
