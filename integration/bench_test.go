@@ -13,7 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
 )
 
 // benchSessions is how many sessions reads and attribute writes spread over.
@@ -21,8 +24,8 @@ const benchSessions = 1000
 
 // BenchmarkBus measures calls through the client against a bus on an
 // embedded server with the KV store, beside raw kv.Get and kv.Put on the
-// same server: the floors a bus call is built on. ns/op is wall time per
-// call over all goroutines (the inverse of throughput).
+// same server in the same run: the floors a bus call is built on. ns/op is
+// wall time per call over all goroutines (the inverse of throughput).
 func BenchmarkBus(b *testing.B) {
 	for _, instances := range []int{1, 2} {
 		env := newBusEnv(b, instances, time.Hour)
@@ -33,13 +36,20 @@ func BenchmarkBus(b *testing.B) {
 			tokens[i] = fmt.Sprintf("bench-token-%d", i)
 			s, err := env.client.CreateSession(ctx, fmt.Sprintf("bench-login-%d", i%100), tokens[i])
 			require.NoError(b, err)
+			require.NoError(b, env.client.SetAttribute(ctx, s.SessionID, "k", strings.Repeat("v", 16)))
 			ids[i] = s.SessionID
 		}
+		kv := rawBucket(b, env)
 		var created atomic.Int64
 		ops := []struct {
 			name string
 			op   func(i int) error
 		}{
+			{"kv_get", func(i int) error { _, err := kv.Get(ctx, fmt.Sprintf("k%d", i%benchSessions)); return err }},
+			{"kv_put", func(i int) error {
+				_, err := kv.Put(ctx, fmt.Sprintf("k%d", i%benchSessions), rawValue)
+				return err
+			}},
 			{"get", func(i int) error { _, err := env.client.GetSession(ctx, ids[i%benchSessions]); return err }},
 			{"get_by_token", func(i int) error {
 				_, err := env.client.GetSessionByToken(ctx, tokens[i%benchSessions])
@@ -56,36 +66,32 @@ func BenchmarkBus(b *testing.B) {
 		}
 		for _, o := range ops {
 			for _, g := range []int{1, 16} {
-				b.Run(fmt.Sprintf("op=%s/instances=%d/goroutines=%d", o.name, instances, g), func(b *testing.B) {
+				b.Run(fmt.Sprintf("instances=%d/op=%s/goroutines=%d", instances, o.name, g), func(b *testing.B) {
 					runParallel(b, g, o.op)
 				})
 			}
 		}
 	}
+}
 
-	// Raw KV on a server of its own, with a bucket configured as the
-	// sessions bucket is.
-	srv := natstest.RunServer(b)
-	js := natstest.JetStream(b, srv)
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{
+// rawValue is a stored session record's size and shape.
+var rawValue = []byte(`{"session_id":"00000000-0000-4000-8000-000000000000","login_id":"bench-login","service_id":"it-client",` +
+	`"create_time":"2026-01-01T00:00:00Z","last_access":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z",` +
+	`"attributes":{"k":"` + strings.Repeat("v", 16) + `"},"token_fingerprint":"` + strings.Repeat("f", 64) + `"}`)
+
+// rawBucket is a bucket configured as the sessions bucket is, on env's
+// server, filled with benchSessions session-sized values.
+func rawBucket(b *testing.B, env *busEnv) jetstream.KeyValue {
+	b.Helper()
+	ctx := context.Background()
+	kv, err := natstest.JetStream(b, env.srv).CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: "bench-raw", History: 1, Storage: jetstream.FileStorage, LimitMarkerTTL: time.Hour})
 	require.NoError(b, err)
-	ctx := context.Background()
-	value := []byte(`{"session_id":"00000000-0000-4000-8000-000000000000","login_id":"bench-login","service_id":"it-client",` +
-		`"create_time":"2026-01-01T00:00:00Z","last_access":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z",` +
-		`"attributes":{"k":"` + strings.Repeat("v", 16) + `"},"token_fp":"` + strings.Repeat("f", 43) + `"}`)
 	for i := range benchSessions {
-		_, err := kv.Put(ctx, fmt.Sprintf("k%d", i), value)
+		_, err := kv.Put(ctx, fmt.Sprintf("k%d", i), rawValue)
 		require.NoError(b, err)
 	}
-	for _, g := range []int{1, 16} {
-		b.Run(fmt.Sprintf("op=kv_get/goroutines=%d", g), func(b *testing.B) {
-			runParallel(b, g, func(i int) error { _, err := kv.Get(ctx, fmt.Sprintf("k%d", i%benchSessions)); return err })
-		})
-		b.Run(fmt.Sprintf("op=kv_put/goroutines=%d", g), func(b *testing.B) {
-			runParallel(b, g, func(i int) error { _, err := kv.Put(ctx, fmt.Sprintf("k%d", i%benchSessions), value); return err })
-		})
-	}
+	return kv
 }
 
 // runParallel runs b.N calls of op on g goroutines and reports the p99
@@ -126,4 +132,46 @@ func runParallel(b *testing.B, g int, op func(i int) error) {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1e3, "p99-ms")
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+}
+
+// BenchmarkAccessAudit measures what the opt-in access audit costs a read
+// by a service other than the creator (one async publish to SESSION_AUDIT),
+// in-process on the KV store, beside raw kv.Get on the same server.
+func BenchmarkAccessAudit(b *testing.B) {
+	srv := natstest.RunServer(b)
+	ctx := context.Background()
+	js := natstest.JetStream(b, srv)
+	st, err := kvstore.New(ctx, js, kvstore.DefaultConfig())
+	require.NoError(b, err)
+	auditor, err := events.NewAuditor(ctx, js, events.DefaultAuditConfig())
+	require.NoError(b, err)
+	record := func(_ context.Context, e bus.AccessEvent) {
+		if err := auditor.RecordAsync(events.AccessRecord{SessionID: e.SessionID, LoginID: e.LoginID,
+			Reader: e.Reader, Creator: e.Creator, Time: e.Time}); err != nil {
+			b.Error(err)
+		}
+	}
+	plain, err := bus.New(st, "creator", time.Hour, bus.WithLogger(quiet))
+	require.NoError(b, err)
+	audited, err := bus.New(st, "creator", time.Hour, bus.WithLogger(quiet), bus.WithAccessAudit(record))
+	require.NoError(b, err)
+	ids := make([]string, benchSessions)
+	for i := range ids {
+		s, err := plain.CreateSession(ctx, fmt.Sprintf("login-%d", i), fmt.Sprintf("token-%d", i))
+		require.NoError(b, err)
+		ids[i] = s.SessionID
+	}
+	kv := rawBucket(b, &busEnv{srv: srv})
+	reader := bus.ContextWithService(ctx, "reader")
+	for _, g := range []int{1, 16} {
+		b.Run(fmt.Sprintf("op=kv_get/goroutines=%d", g), func(b *testing.B) {
+			runParallel(b, g, func(i int) error { _, err := kv.Get(ctx, fmt.Sprintf("k%d", i%benchSessions)); return err })
+		})
+		b.Run(fmt.Sprintf("op=get/audit=off/goroutines=%d", g), func(b *testing.B) {
+			runParallel(b, g, func(i int) error { _, err := plain.GetSession(reader, ids[i%benchSessions]); return err })
+		})
+		b.Run(fmt.Sprintf("op=get/audit=on/goroutines=%d", g), func(b *testing.B) {
+			runParallel(b, g, func(i int) error { _, err := audited.GetSession(reader, ids[i%benchSessions]); return err })
+		})
+	}
 }

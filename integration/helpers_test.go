@@ -36,7 +36,13 @@ func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...bus.ServiceOpti
 	st, err := kvstore.New(ctx, natstest.JetStream(tb, srv), kvstore.DefaultConfig())
 	require.NoError(tb, err)
 	for i := range n {
-		m, err := bus.New(st, fmt.Sprintf("bus-%d", i), idle, bus.WithLogger(quiet))
+		// Each instance on connections of its own, as separate processes are.
+		ist := st
+		if i > 0 {
+			ist, err = kvstore.New(ctx, natstest.JetStream(tb, srv), kvstore.DefaultConfig())
+			require.NoError(tb, err)
+		}
+		m, err := bus.New(ist, fmt.Sprintf("bus-%d", i), idle, bus.WithLogger(quiet))
 		require.NoError(tb, err)
 		svc, err := bus.NewService(natstest.Connect(tb, srv), m, append([]bus.ServiceOption{bus.WithServiceLogger(quiet)}, opts...)...)
 		require.NoError(tb, err)
