@@ -105,13 +105,22 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 	if err != nil {
 		return nil, fmt.Errorf("events: open group %q: %w", group, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.maxAckPending))
+	// The server hands out at most maxAckPending unacknowledged events;
+	// the pull itself asks for more, so it stays open between them. A
+	// pull of one message at a time stalled for good after relay
+	// failovers (seen in TestFault_KillBusUnderLoad: consumer with no
+	// waiting pull, client blocked in Next; nats-server issue 4736 reports
+	// the same with PullMaxMessages(1)).
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.maxAckPending, minPullBatch)))
 	if err != nil {
 		return nil, fmt.Errorf("events: open group %q: %w", group, err)
 	}
 	g := &groupRun{o: o, handler: handler, log: o.logger.With("component", "events.listener", keyGroup, group)}
 	return start(it, it.Drain, g.handle), nil
 }
+
+// minPullBatch is the smallest pull a group listener keeps open.
+const minPullBatch = 64
 
 // Broadcast delivers every event to this instance: each instance that
 // calls it gets all of them, through an ordered consumer that lives as
