@@ -74,22 +74,46 @@ func NewAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditConfig) (*
 // Record stores rec; a zero Time is set to now. Errors: [ErrInvalidConfig]
 // for a session id that cannot be a subject token, or the publish error.
 func (a *Auditor) Record(ctx context.Context, rec AccessRecord) error {
+	m, err := accessMsg(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("events: record access: %w", err)
+	}
+	return nil
+}
+
+// RecordAsync stores rec without waiting for the stream's acknowledgement:
+// what the read path uses, so an audited read costs no extra round trip.
+// Failures after the publish left are reported to the JetStream context's
+// async error handler. Errors: [ErrInvalidConfig], or a full async queue.
+func (a *Auditor) RecordAsync(rec AccessRecord) error {
+	m, err := accessMsg(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := a.js.PublishMsgAsync(m, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("events: record access: %w", err)
+	}
+	return nil
+}
+
+// accessMsg is the message of an access record; a zero Time is set to now.
+func accessMsg(rec AccessRecord) (*nats.Msg, error) {
 	if !validToken(rec.SessionID) {
-		return fmt.Errorf("%w: session id %q", ErrInvalidConfig, rec.SessionID)
+		return nil, fmt.Errorf("%w: session id %q", ErrInvalidConfig, rec.SessionID)
 	}
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("events: encode access record: %w", err)
+		return nil, fmt.Errorf("events: encode access record: %w", err)
 	}
 	m := nats.NewMsg(AccessedSubject(rec.SessionID))
 	m.Data = data
-	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithExpectStream(a.stream)); err != nil {
-		return fmt.Errorf("events: record access: %w", err)
-	}
-	return nil
+	return m, nil
 }
 
 // ServiceRecord says that the service registry changed, or that a service
@@ -126,29 +150,6 @@ func (a *Auditor) RecordService(ctx context.Context, rec ServiceRecord) error {
 	m.Data = data
 	if _, err := a.js.PublishMsg(ctx, m, jetstream.WithExpectStream(a.stream)); err != nil {
 		return fmt.Errorf("events: record service change: %w", err)
-	}
-	return nil
-}
-
-// RecordAsync stores rec without waiting for the stream's acknowledgement:
-// what the read path uses, so an audited read costs no extra round trip.
-// Failures after the publish left are reported to the JetStream context's
-// async error handler. Errors: [ErrInvalidConfig], or a full async queue.
-func (a *Auditor) RecordAsync(rec AccessRecord) error {
-	if !validToken(rec.SessionID) {
-		return fmt.Errorf("%w: session id %q", ErrInvalidConfig, rec.SessionID)
-	}
-	if rec.Time.IsZero() {
-		rec.Time = time.Now().UTC()
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("events: encode access record: %w", err)
-	}
-	m := nats.NewMsg(AccessedSubject(rec.SessionID))
-	m.Data = data
-	if _, err := a.js.PublishMsgAsync(m, jetstream.WithExpectStream(a.stream)); err != nil {
-		return fmt.Errorf("events: record access: %w", err)
 	}
 	return nil
 }
