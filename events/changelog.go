@@ -23,15 +23,25 @@ const HeaderLog = "Session-Bus-Log"
 // session land while it is not reading (a failover, a burst).
 const MaxLogEntries = 8
 
-// LogEntry is one earlier change of a session.
+// LogWindow is how old a logged change may be before writers drop it: far
+// longer than a relay failover takes (its lease TTL), short enough that the
+// log of a session used now and then holds one entry, not eight, since
+// every read of the record carries it.
+const LogWindow = 2 * time.Minute
+
+// LogEntry is one earlier change of a session. Field names are short: the
+// log rides on every read of the record.
 type LogEntry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Op      string    `json:"op"`
-	Service string    `json:"service,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	Keys    []string  `json:"keys,omitempty"`
+	Seq      uint64   `json:"q"`
+	UnixNano int64    `json:"t"`
+	Op       string   `json:"o"`
+	Service  string   `json:"s,omitempty"`
+	Reason   string   `json:"r,omitempty"`
+	Keys     []string `json:"k,omitempty"`
 }
+
+// Time is when the store recorded the change.
+func (e LogEntry) Time() time.Time { return time.Unix(0, e.UnixNano).UTC() }
 
 // stashSep separates the previous log from the entry of the revision read.
 const stashSep = "\x00"
@@ -48,22 +58,22 @@ func StashLog(h nats.Header, seq uint64, t time.Time) string {
 	var b strings.Builder
 	b.WriteString(h.Get(HeaderLog))
 	b.WriteString(stashSep)
-	b.WriteString(`{"seq":`)
+	b.WriteString(`{"q":`)
 	b.WriteString(strconv.FormatUint(seq, 10))
-	b.WriteString(`,"time":"`)
-	b.WriteString(t.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`","op":`)
+	b.WriteString(`,"t":`)
+	b.WriteString(strconv.FormatInt(t.UnixNano(), 10))
+	b.WriteString(`,"o":`)
 	b.WriteString(strconv.Quote(op)) // ops, service ids and reasons are plain ASCII
 	if v := h.Get(HeaderService); v != "" {
-		b.WriteString(`,"service":`)
+		b.WriteString(`,"s":`)
 		b.WriteString(strconv.Quote(v))
 	}
 	if v := h.Get(HeaderReason); v != "" {
-		b.WriteString(`,"reason":`)
+		b.WriteString(`,"r":`)
 		b.WriteString(strconv.Quote(v))
 	}
 	if v := h.Get(HeaderKeys); v != "" && json.Valid([]byte(v)) {
-		b.WriteString(`,"keys":`)
+		b.WriteString(`,"k":`)
 		b.WriteString(v)
 	}
 	b.WriteString("}")
@@ -72,23 +82,34 @@ func StashLog(h nats.Header, seq uint64, t time.Time) string {
 
 // NextLog returns the HeaderLog value for the write that follows a read
 // whose [StashLog] was stash: the stashed log plus the read revision's
-// entry, keeping the last MaxLogEntries. Empty when there is nothing to log.
-func NextLog(stash string) string {
+// entry, keeping the last MaxLogEntries not older than [LogWindow] at now.
+// Empty when there is nothing to log.
+func NextLog(stash string, now time.Time) string {
 	prev, entry, found := strings.Cut(stash, stashSep)
-	var log []json.RawMessage
+	var log []LogEntry
 	if prev != "" {
 		_ = json.Unmarshal([]byte(prev), &log) // a damaged log only loses history
 	}
 	if found {
-		log = append(log, json.RawMessage(entry))
+		var e LogEntry
+		if json.Unmarshal([]byte(entry), &e) == nil {
+			log = append(log, e)
+		}
 	}
-	if len(log) == 0 {
+	oldest := now.Add(-LogWindow).UnixNano()
+	keep := log[:0]
+	for _, e := range log {
+		if e.UnixNano >= oldest {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) > MaxLogEntries {
+		keep = keep[len(keep)-MaxLogEntries:]
+	}
+	if len(keep) == 0 {
 		return ""
 	}
-	if len(log) > MaxLogEntries {
-		log = log[len(log)-MaxLogEntries:]
-	}
-	out, err := json.Marshal(log)
+	out, err := json.Marshal(keep)
 	if err != nil {
 		return ""
 	}

@@ -109,7 +109,7 @@ func logged(bucket string, c change, cur Event, after uint64) []Event {
 		}
 		out = append(out, Event{
 			ID: EventID(bucket, e.Seq), Type: Type("session." + e.Op), SessionID: cur.SessionID, LoginID: cur.LoginID,
-			ServiceID: e.Service, Revision: e.Seq, Reason: e.Reason, Keys: e.Keys, Time: e.Time.UTC(),
+			ServiceID: e.Service, Revision: e.Seq, Reason: e.Reason, Keys: e.Keys, Time: e.Time(),
 		})
 	}
 	return out

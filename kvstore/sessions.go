@@ -46,7 +46,7 @@ func decodeSession(data []byte, rev uint64) (*bus.Session, error) {
 // on (see events.HeaderLog).
 func changeHeader(c bus.Change, s *bus.Session) nats.Header {
 	h := nats.Header{}
-	if log := events.NextLog(s.ChangeLog); log != "" {
+	if log := events.NextLog(s.ChangeLog, time.Now()); log != "" {
 		h.Set(events.HeaderLog, log)
 	}
 	h.Set(events.HeaderOp, string(c.Op))
