@@ -354,3 +354,26 @@ func TestRelay_DeleteAllSessions(t *testing.T) {
 	assert.Equal(t, ids, gotIDs)
 	quiet(t, got, 300*time.Millisecond)
 }
+
+// TestRelay_CoreSubscribersSeeEventsLive: a plain NATS subscriber on
+// session.> (no JetStream) gets each event as it is announced.
+func TestRelay_CoreSubscribersSeeEventsLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	startRelay(t, e.js)
+	sub, err := e.js.Conn().SubscribeSync(events.SubjectAll)
+	require.NoError(t, err)
+	require.NoError(t, e.js.Conn().Flush())
+	ctx := context.Background()
+	s, err := e.m.CreateSession(ctx, "core", "tok")
+	require.NoError(t, err)
+	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
+	for _, want := range []events.Type{events.SessionCreated, events.SessionDeleted} {
+		msg, err := sub.NextMsg(5 * time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, events.Subject(want, s.SessionID), msg.Subject)
+		ev, err := events.Decode(msg.Data)
+		require.NoError(t, err)
+		assert.Equal(t, want, ev.Type)
+	}
+}
