@@ -1,0 +1,193 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/bus/storetest"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/events"
+	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
+)
+
+// startCluster runs n embedded JetStream servers clustered over loopback
+// routes in this process, and waits until JetStream has a meta leader.
+func startCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		require.NoError(t, l.Close())
+	}
+	routes := make([]string, n)
+	for i, p := range ports {
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
+	}
+	servers := make([]*server.Server, n)
+	for i := range servers {
+		opts := natstest.Options(t)
+		opts.ServerName = fmt.Sprintf("node-%d", i)
+		opts.Cluster = server.ClusterOpts{Name: "session-bus-test", Host: "127.0.0.1", Port: ports[i]}
+		opts.Routes = server.RoutesFromStr(joinRoutes(routes))
+		s, err := server.NewServer(opts)
+		require.NoError(t, err)
+		go s.Start()
+		servers[i] = s
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	for _, s := range servers {
+		require.True(t, s.ReadyForConnections(10*time.Second))
+	}
+	require.Eventually(t, func() bool {
+		for _, s := range servers {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "no JetStream meta leader")
+	return servers
+}
+
+func joinRoutes(rs []string) string {
+	out := ""
+	for i, r := range rs {
+		if i > 0 {
+			out += ","
+		}
+		out += r
+	}
+	return out
+}
+
+// clusterURLs lists every server's client URL, so a connection fails over.
+func clusterURLs(servers []*server.Server) string {
+	out := ""
+	for i, s := range servers {
+		if i > 0 {
+			out += ","
+		}
+		out += s.ClientURL()
+	}
+	return out
+}
+
+// TestCluster_Conformance runs the store contract and the Sessions API on
+// R3 buckets of a 3-node cluster: compare-and-set conflicts there come back
+// as error 10164, not 10071, and must still be conflicts.
+func TestCluster_Conformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	servers := startCluster(t, 3)
+	js := natstest.JetStream(t, servers[0])
+	var n atomic.Int64
+	storetest.Run(t, func(tb testing.TB) bus.Store {
+		i := n.Add(1)
+		cfg := kvstore.DefaultConfig()
+		cfg.Bucket, cfg.ServicesBucket, cfg.Replicas = fmt.Sprintf("sessions-%d", i), fmt.Sprintf("services-%d", i), 3
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := kvstore.New(ctx, js, cfg)
+		require.NoError(tb, err)
+		return st
+	})
+}
+
+// TestCluster_NodeLossKeepsServing: a bus with R3 buckets and event
+// stream on a 3-node cluster keeps serving, and announcing, when the node
+// its connections are on goes away.
+func TestCluster_NodeLossKeepsServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	servers := startCluster(t, 3)
+	urls := clusterURLs(servers)
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	busConn := connect()
+	js, err := jetstream.New(busConn)
+	require.NoError(t, err)
+	cfg := kvstore.DefaultConfig()
+	cfg.Replicas = 3
+	st, err := kvstore.New(ctx, js, cfg)
+	require.NoError(t, err)
+	m, err := bus.New(st, "bus", time.Hour, bus.WithLogger(quiet))
+	require.NoError(t, err)
+	svc, err := bus.NewService(busConn, m, bus.WithServiceLogger(quiet))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Close() })
+	rcfg := events.DefaultRelayConfig()
+	rcfg.Stream.Replicas, rcfg.Logger = 3, quiet
+	relay, err := events.NewRelay(js, rcfg)
+	require.NoError(t, err)
+	require.NoError(t, relay.Start(ctx))
+	t.Cleanup(func() { _ = relay.Close() })
+
+	c, err := client.New(connect(), client.WithServiceID("login-svc"), client.WithTimeout(5*time.Second))
+	require.NoError(t, err)
+	got := make(chan events.Event, 100)
+	l, err := events.Broadcast(ctx, natstest.JetStream(t, servers[2]), func(_ context.Context, ev events.Event) error {
+		got <- ev
+		return nil
+	}, events.WithDeliverAll(), events.WithLogger(quiet))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+
+	before, err := c.CreateSession(ctx, "u1", "t1")
+	require.NoError(t, err)
+
+	// Take down the node the bus is connected to.
+	busURL := busConn.ConnectedUrl()
+	for _, s := range servers {
+		if s.ClientURL() == busURL {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	}
+	var after *bus.Session
+	require.Eventually(t, func() bool {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		after, err = c.CreateSession(callCtx, "u1", "t2")
+		if err != nil {
+			t.Logf("create: %v", err)
+		}
+		return err == nil
+	}, 60*time.Second, 200*time.Millisecond, "the bus serves again after losing a node")
+	require.NoError(t, c.SetAttribute(ctx, before.SessionID, "role", "admin"))
+	list, err := c.SessionsByLogin(ctx, "u1")
+	require.NoError(t, err)
+	assert.Len(t, list, 2, "nothing written before the loss is lost")
+
+	want := map[string]bool{before.SessionID + "/created": true, after.SessionID + "/created": true, before.SessionID + "/updated": true}
+	deadline := time.After(30 * time.Second)
+	for len(want) > 0 {
+		select {
+		case ev := <-got:
+			delete(want, ev.SessionID+"/"+string(ev.Type)[len("session."):])
+		case <-deadline:
+			t.Fatalf("events missing after the node loss: %v", want)
+		}
+	}
+}
