@@ -62,3 +62,48 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	}
 	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
 }
+
+// BenchmarkRelayCatchUp measures how fast a relay announces a backlog:
+// 2,000 creates land while no relay runs, then one starts; the figure is
+// events stored per second until the last is seen. It bounds how far a
+// relay can fall behind under sustained writes.
+func BenchmarkRelayCatchUp(b *testing.B) {
+	const backlog = 2000
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b, time.Hour)
+		r := startRelay(b, e.js) // creates the events stream, then steps aside
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for i := range backlog {
+			if _, err := e.m.CreateSession(ctx, fmt.Sprintf("u%d", i), fmt.Sprintf("t%d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		got := make(chan events.Event, backlog)
+		l, err := events.Broadcast(ctx, e.js, func(_ context.Context, ev events.Event) error {
+			got <- ev
+			return nil
+		}, events.WithDeliverAll(), events.WithLogger(quietLog))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		startRelay(b, e.js)
+		deadline := time.After(time.Minute)
+		for range backlog {
+			select {
+			case <-got:
+			case <-deadline:
+				b.Fatal("backlog not announced within a minute")
+			}
+		}
+		b.ReportMetric(backlog/time.Since(t0).Seconds(), "events/s")
+		b.StopTimer()
+		_ = l.Close()
+		b.StartTimer()
+	}
+}
