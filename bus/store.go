@@ -13,7 +13,9 @@ import (
 //   - Sessions expire on their own at ExpiresAt (rounded up to whole
 //     seconds); an expired session is not found, listed or looked up, and
 //     leaves no index entry behind.
-//   - CreateSession fails with [ErrConflict] when the id exists, or when
+//   - CreateSession fails with [ErrConflict] when the id exists for the
+//     same login (ids are fresh UUID v4s from the Manager, so a store may
+//     rely on them being unique across logins), or when
 //     a login fence (SetLoginFence) at or after the session's CreateTime
 //     exists, and with [ErrTokenInUse] when a live session has the same
 //     TokenFingerprint; it then writes no session. The fence check and the
