@@ -40,8 +40,9 @@ type App struct {
 	closeErr  error
 }
 
-// Start starts everything in order: NATS, store, manager, service. On
-// failure it stops what it started.
+// Start starts everything in order: auth keys, NATS (embedded or
+// external), store, event relay and auditor, manager, service, and the auth
+// callout. On failure it stops what it started.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -227,9 +228,10 @@ func (a *App) DataDir() string {
 // Manager returns the session manager.
 func (a *App) Manager() *bus.Manager { return a.manager }
 
-// Close stops in reverse start order under the shutdown timeout: the
-// service drains (requests it took are answered), then the NATS connection
-// drains, then the embedded server shuts down. Safe to call twice.
+// Close stops in reverse start order under the shutdown timeout: the auth
+// callout and the service drain (requests they took are answered), the
+// relay stops (another instance's takes over), the NATS connections drain,
+// then the embedded server shuts down. Safe to call twice.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
 		done := make(chan struct{})
