@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -56,9 +54,7 @@ func (n *natsFlags) connect() (*nats.Conn, error) {
 
 // eventsTail prints session events as JSON lines until interrupted.
 func eventsTail(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &flags{fs: fs}
+	f := newFlags("events tail", stderr)
 	var conn natsFlags
 	conn.bind(f)
 	conn.bindService(f)
@@ -67,11 +63,8 @@ func eventsTail(args []string, stdout, stderr io.Writer) int {
 	f.str(&login, "login", "TAIL_LOGIN", "", "show only this login's events")
 	f.str(&since, "since", "TAIL_SINCE", "", "also show stored events from this time on: a duration ago (10m) or RFC 3339")
 	f.str(&stream, "events-stream", "EVENTS_STREAM", events.DefaultStreamConfig().Name, "events stream")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
 	}
 	opts := events.TailOptions{LoginID: login, Stream: stream}
 	for _, t := range strings.Split(types, ",") {

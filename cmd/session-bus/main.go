@@ -94,6 +94,29 @@ type flags struct {
 	errs []error
 }
 
+// newFlags returns a flag set for a command that writes usage to stderr.
+func newFlags(name string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &flags{fs: fs}
+}
+
+// parse parses args, and reports bad flags or environment variables. When
+// ok is false the command exits with code (0 for --help).
+func (f *flags) parse(args []string, stderr io.Writer) (code int, ok bool) {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if len(f.errs) > 0 {
+		fmt.Fprintln(stderr, "session-bus:", errors.Join(f.errs...))
+		return 2, false
+	}
+	return 0, true
+}
+
 func (f *flags) str(p *string, name, envName, def, help string) {
 	f.fs.StringVar(p, name, env(envName, def), help+" [$SESSION_BUS_"+envName+"]")
 }
@@ -133,9 +156,7 @@ func (f *flags) boolean(p *bool, name, envName string, def bool, help string) {
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	cfg := app.DefaultConfig()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &flags{fs: fs}
+	f := newFlags("serve", stderr)
 	var syncMode, storage, logFormat, logLevel, tokenKeyHex, authMode string
 	f.str(&authMode, "auth", "AUTH", string(cfg.Auth), "callout: services log in with their bus credentials, the embedded server refuses anonymous connections (the bus is the server's auth callout); none: leave authentication to the NATS deployment")
 	f.str(&cfg.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty runs an embedded server")
@@ -164,15 +185,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.dur(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, "graceful stop deadline")
 	f.str(&logFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
 	f.str(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if len(f.errs) > 0 {
-		fmt.Fprintln(stderr, "session-bus:", errors.Join(f.errs...))
-		return 2
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
 	}
 	cfg.Sync = app.SyncMode(syncMode)
 	cfg.Auth = app.AuthMode(authMode)

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,9 +36,7 @@ func serviceCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet("service "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &flags{fs: fs}
+	f := newFlags("service "+verb, stderr)
 	var conn natsFlags
 	conn.bind(f)
 	var adminCreds, name, perms, credsOut string
@@ -51,15 +47,8 @@ func serviceCmd(args []string, stdout, stderr io.Writer) int {
 	f.str(&credsOut, "creds-out", "CREDS_OUT", "", "write the service's credentials to this file (mode 0600) instead of printing the secret")
 	f.dur(&grace, "grace", "ROTATE_GRACE", time.Hour, "how long the old secret keeps working (rotate)")
 	id, rest := splitPositional(args)
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if len(f.errs) > 0 {
-		fmt.Fprintln(stderr, "session-bus:", errors.Join(f.errs...))
-		return 2
+	if code, ok := f.parse(rest, stderr); !ok {
+		return code
 	}
 	if verb != "list" && id == "" {
 		fmt.Fprint(stderr, serviceUsage)
@@ -153,16 +142,11 @@ func splitPositional(args []string) (string, []string) {
 // in the data dir on first use. Every bus process must share that dir's
 // auth/keys.json.
 func authConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("auth-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &flags{fs: fs}
+	f := newFlags("auth-config", stderr)
 	var dataDir string
 	f.str(&dataDir, "data-dir", "DATA_DIR", "session-bus-data", "data directory holding auth/keys.json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := f.parse(args, stderr); !ok {
+		return code
 	}
 	keys, err := auth.Bootstrap(dataDir)
 	if err != nil {
