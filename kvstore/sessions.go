@@ -164,9 +164,12 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 	if msg.Header.Get(kvOperation) != "" || msg.Header.Get(jetstream.MarkerReasonHeader) != "" {
 		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
 	}
-	s, err := decodeSession(msg.Data, msg.Sequence)
-	if err != nil {
-		return nil, err
+	s, ok := st.records.get(id, msg.Sequence)
+	if !ok {
+		if s, err = decodeSession(msg.Data, msg.Sequence); err != nil {
+			return nil, err
+		}
+		st.records.put(s)
 	}
 	s.ChangeLog = events.StashLog(msg.Header, msg.Sequence, msg.Time)
 	return s, nil
@@ -231,6 +234,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 // delete message (one event); index entries are purged after. Purges carry
 // a marker TTL so nothing is left behind forever.
 func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
+	st.records.drop(s.SessionID)
 	cur := s.Revision
 	for {
 		h := changeHeader(c, s)

@@ -58,6 +58,7 @@ type Store struct {
 	services  jetstream.KeyValue
 	subjPre   string // "$KV.<bucket>."
 	markerTTL time.Duration
+	records   recordCache
 }
 
 var _ bus.Store = (*Store)(nil)

@@ -78,6 +78,12 @@ func runStore(t *testing.T, newStore NewStore) {
 		assert.Empty(t, got.Token)
 		assert.Equal(t, "fp", got.TokenFingerprint)
 
+		got.Attributes["scribble"] = "x" // returned sessions are the caller's to modify
+		again, err := st.GetSession(ctx, id1)
+		require.NoError(t, err)
+		assert.Empty(t, again.Attributes, "a caller's change to a returned session leaks into the store")
+		delete(got.Attributes, "scribble")
+
 		got.Attributes["a"] = "1"
 		rev2, err := st.UpdateSession(ctx, got, bus.Change{Op: bus.OpUpdated, Keys: []string{"a"}})
 		require.NoError(t, err)
