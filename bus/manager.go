@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/session-bus/session-bus/internal/boundedmap"
 )
 
 // maxCASAttempts bounds the compare-and-set retries of one write; the ctx
@@ -31,7 +33,14 @@ type Manager struct {
 	// compare-and-set retries are only paid for writers in other processes.
 	stripes [256]sync.Mutex
 	limiter verifyLimiter
+	// tokens remembers token fingerprint -> session id: a user's token
+	// maps to one session for the session's whole life, so a hit saves
+	// the index read. A stale entry is caught by the fingerprint check.
+	tokens *boundedmap.Map[string, string]
 }
+
+// maxCachedTokens bounds the token -> session cache.
+const maxCachedTokens = 65536
 
 // New returns a Manager on store acting as serviceID, whose sessions end
 // after idleTimeout without use (at least 1 s). It fails with
@@ -70,6 +79,7 @@ func New(store Store, serviceID string, idleTimeout time.Duration, opts ...Optio
 		touch:     touch,
 		o:         o,
 		log:       o.logger.With("component", "bus"),
+		tokens:    boundedmap.New[string, string](maxCachedTokens),
 	}, nil
 }
 
@@ -309,10 +319,19 @@ func (m *Manager) GetSessionByToken(ctx context.Context, token string) (*Session
 	}
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
-	id, err := m.store.SessionIDByToken(ctx, TokenFingerprint(m.o.tokenKey, token))
+	fp := TokenFingerprint(m.o.tokenKey, token)
+	if id, ok := m.tokens.Get(fp); ok {
+		s, err := m.getAndTouch(ctx, id)
+		if err == nil && s.TokenFingerprint == fp {
+			return s, nil
+		}
+		m.tokens.Delete(fp) // the session ended; the token may be another's now
+	}
+	id, err := m.store.SessionIDByToken(ctx, fp)
 	if err != nil {
 		return nil, m.storeErr("look up token", err)
 	}
+	m.tokens.Put(fp, id)
 	return m.getAndTouch(ctx, id)
 }
 

@@ -1,9 +1,8 @@
 package kvstore
 
 import (
-	"sync"
-
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/boundedmap"
 )
 
 // maxCached bounds the decoded records kept; past it the cache starts over.
@@ -15,15 +14,16 @@ const maxCached = 16384
 // record read again at the same revision is served as a copy of the one
 // decoded before. The cache holds no token, only what the bucket holds.
 type recordCache struct {
-	mu sync.Mutex
-	m  map[string]*bus.Session // session id -> last decoded revision
+	m *boundedmap.Map[string, *bus.Session] // session id -> last decoded revision
+}
+
+func newRecordCache() recordCache {
+	return recordCache{m: boundedmap.New[string, *bus.Session](maxCached)}
 }
 
 // get returns a copy of the cached session if it is at revision rev.
-func (c *recordCache) get(id string, rev uint64) (*bus.Session, bool) {
-	c.mu.Lock()
-	s, ok := c.m[id]
-	c.mu.Unlock()
+func (c recordCache) get(id string, rev uint64) (*bus.Session, bool) {
+	s, ok := c.m.Get(id)
 	if !ok || s.Revision != rev {
 		return nil, false
 	}
@@ -31,19 +31,7 @@ func (c *recordCache) get(id string, rev uint64) (*bus.Session, bool) {
 }
 
 // put keeps a copy of s.
-func (c *recordCache) put(s *bus.Session) {
-	cp := s.Clone()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCached {
-		c.m = make(map[string]*bus.Session, 1024)
-	}
-	c.m[s.SessionID] = cp
-}
+func (c recordCache) put(s *bus.Session) { c.m.Put(s.SessionID, s.Clone()) }
 
 // drop forgets a session (deleted).
-func (c *recordCache) drop(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}
+func (c recordCache) drop(id string) { c.m.Delete(id) }

@@ -105,6 +105,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 		services:  services,
 		subjPre:   "$KV." + cfg.Bucket + ".",
 		markerTTL: cfg.MarkerTTL,
+		records:   newRecordCache(),
 	}, nil
 }
 

@@ -194,9 +194,15 @@ func testTokenInUse(t *testing.T, api bus.Sessions) {
 	list, err := api.SessionsByLogin(ctx, "v")
 	require.NoError(t, err)
 	assert.Empty(t, list, "a refused create leaves nothing behind")
+	byToken, err := api.GetSessionByToken(ctx, "same")
+	require.NoError(t, err)
+	require.Equal(t, s.SessionID, byToken.SessionID)
 	require.NoError(t, api.DeleteSession(ctx, s.SessionID))
-	_, err = api.CreateSession(ctx, "v", "same")
+	next, err := api.CreateSession(ctx, "v", "same")
 	require.NoError(t, err, "a token is free again once its session ended")
+	byToken, err = api.GetSessionByToken(ctx, "same")
+	require.NoError(t, err)
+	assert.Equal(t, next.SessionID, byToken.SessionID, "the token now finds its new session")
 }
 
 func testInvalidInput(t *testing.T, api bus.Sessions) {
