@@ -46,12 +46,12 @@ func ExampleServerOptions() {
 	store, _ := kvstore.New(ctx, js, kvstore.DefaultConfig())
 	m, _ := bus.New(store, "session-bus", 30*time.Minute)
 	svc, _ := bus.NewService(nc, m)
-	defer svc.Close()
+	defer func() { _ = svc.Close() }()
 	callout, err := auth.New(nc, m, keys.Config(), auth.WithSystemConn(sys))
 	if err != nil {
 		panic(err)
 	}
-	defer callout.Close()
+	defer func() { _ = callout.Close() }()
 	_ = auth.EnsureAdmin(ctx, m, keys)
 
 	// A service logs in with its own credentials.

@@ -319,8 +319,8 @@ func TestService_CloseDrains(t *testing.T) {
 		return errors.Is(err, nats.ErrNoResponders)
 	}, 5*time.Second, 10*time.Millisecond, "Close did not stop taking requests")
 	select {
-	case <-closed:
-		t.Fatal("Close returned with requests in flight")
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with requests in flight", err)
 	default:
 	}
 

@@ -71,7 +71,7 @@ func (b *childBus) start(tb testing.TB) {
 	logPath := filepath.Join(tb.TempDir(), fmt.Sprintf("%s-%d.log", b.name, len(b.logs)))
 	logFile, err := os.Create(logPath)
 	require.NoError(tb, err)
-	defer logFile.Close() // the child has its own descriptor
+	defer func() { _ = logFile.Close() }() // the child has its own descriptor
 	cmd := exec.Command(b.bin, append([]string{"serve"}, b.args...)...)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SESSION_BUS_") })
 	cmd.Stderr = logFile

@@ -76,7 +76,7 @@ func run() error {
 	if err := relay.Start(ctx); err != nil {
 		return err
 	}
-	defer relay.Close()
+	defer func() { _ = relay.Close() }()
 
 	// The listener side: each event handled by one instance of the group.
 	const want = 5 // 2 created, 1 updated, 2 deleted
@@ -92,7 +92,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 
 	s, err := manager.CreateSession(ctx, "user123", "token456")
 	if err != nil {
