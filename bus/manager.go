@@ -198,7 +198,13 @@ func (m *Manager) CreateSession(ctx context.Context, loginID, token string) (*Se
 }
 
 func (m *Manager) undoCreate(ctx context.Context, s *Session, cause error) error {
-	if err := m.store.DeleteSession(context.WithoutCancel(ctx), s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonRevoked}); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	// Delete what the store holds now (with the store's own state, such as
+	// a change log that records the create), not our copy of it.
+	if cur, err := m.store.GetSession(ctx, s.SessionID); err == nil {
+		s = cur
+	}
+	if err := m.store.DeleteSession(ctx, s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonRevoked}); err != nil {
 		m.log.Error("undo create failed", keySessionID, s.SessionID, keyErr, err)
 	}
 	return cause
