@@ -101,9 +101,14 @@ func ClassSubject(c Class) string {
 
 // parseSubject splits a request subject into its method and caller.
 func parseSubject(subject string) (Class, Method, string, bool) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0] != SubjectPrefix {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	if !ok {
 		return "", "", "", false
 	}
-	return Class(parts[1]), Method(parts[2]), parts[3], true
+	class, rest, ok1 := strings.Cut(rest, ".")
+	method, caller, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(caller, ".") {
+		return "", "", "", false
+	}
+	return Class(class), Method(method), caller, true
 }
