@@ -8,21 +8,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
 )
 
-// AccessRecord says that a service read a session it did not create. It is
-// an audit record, not a change event: it goes to its own subject space
-// (sessionaudit.accessed.<session id>) and stream, so listeners of
-// session.> are not flooded by reads.
-type AccessRecord struct {
-	SessionID string `json:"session_id"`
-	LoginID   string `json:"login_id"`
-	// Reader is the service that read the session; Creator the one that
-	// created it.
-	Reader  string    `json:"reader"`
-	Creator string    `json:"creator"`
-	Time    time.Time `json:"time"`
-}
+// AccessRecord says that a service read a session it did not create: the
+// bus's [bus.AccessEvent]. It is an audit record, not a change event: it
+// goes to its own subject space (sessionaudit.accessed.<session id>) and
+// stream, so listeners of session.> are not flooded by reads.
+type AccessRecord = bus.AccessEvent
 
 // AuditConfig configures an [Auditor].
 type AuditConfig struct {
@@ -117,14 +111,8 @@ func accessMsg(rec AccessRecord) (*nats.Msg, error) {
 }
 
 // ServiceRecord says that the service registry changed, or that a service
-// failed to verify. It never holds a secret.
-type ServiceRecord struct {
-	// Type is registered, rotated, removed or verify_failed.
-	Type      string    `json:"type"`
-	ServiceID string    `json:"service_id"`
-	Actor     string    `json:"actor"`
-	Time      time.Time `json:"time"`
-}
+// failed to verify: the bus's [bus.ServiceEvent]. It never holds a secret.
+type ServiceRecord = bus.ServiceEvent
 
 // ServiceAuditSubject returns the subject of a service audit record:
 // sessionaudit.service.<type>.<service id>.

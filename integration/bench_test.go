@@ -146,8 +146,7 @@ func BenchmarkAccessAudit(b *testing.B) {
 	auditor, err := events.NewAuditor(ctx, js, events.DefaultAuditConfig())
 	require.NoError(b, err)
 	record := func(_ context.Context, e bus.AccessEvent) {
-		if err := auditor.RecordAsync(events.AccessRecord{SessionID: e.SessionID, LoginID: e.LoginID,
-			Reader: e.Reader, Creator: e.Creator, Time: e.Time}); err != nil {
+		if err := auditor.RecordAsync(e); err != nil {
 			b.Error(err)
 		}
 	}

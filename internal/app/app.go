@@ -281,16 +281,14 @@ func (a *App) stop() error {
 // recordService turns a registry change into an audit record. A failure is
 // logged: the change itself has happened.
 func (a *App) recordService(ctx context.Context, e bus.ServiceEvent) {
-	rec := events.ServiceRecord{Type: e.Type, ServiceID: e.ServiceID, Actor: e.Actor, Time: e.Time}
-	if err := a.auditor.RecordService(ctx, rec); err != nil {
+	if err := a.auditor.RecordService(ctx, e); err != nil {
 		a.log.Warn("service audit failed", "service_id", e.ServiceID, "err", err)
 	}
 }
 
 // recordAccess records a cross-service read without waiting for the ack.
 func (a *App) recordAccess(_ context.Context, e bus.AccessEvent) {
-	rec := events.AccessRecord{SessionID: e.SessionID, LoginID: e.LoginID, Reader: e.Reader, Creator: e.Creator, Time: e.Time}
-	if err := a.auditor.RecordAsync(rec); err != nil {
+	if err := a.auditor.RecordAsync(e); err != nil {
 		a.log.Warn("access audit failed", "session_id", e.SessionID, "err", err)
 	}
 }
