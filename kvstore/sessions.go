@@ -119,21 +119,16 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 }
 
 // createOverMarker retries a create-only write when the key's last message
-// is a delete, purge or expiry marker.
+// is a delete, purge or expiry marker; over a live value it is a conflict.
 func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) {
-	_, err := st.sessions.Get(ctx, w.key)
-	if err == nil {
-		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
-	}
-	if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
-	}
 	last, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+w.key)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		w.expect = rev(0) // the marker expired meanwhile
 	case err != nil:
 		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
+	case !tombstone(last.Header):
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
 	default:
 		w.expect = rev(last.Sequence)
 	}
@@ -161,7 +156,7 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 		}
 		return nil, fmt.Errorf("kvstore: get session: %w", err)
 	}
-	if msg.Header.Get(kvOperation) != "" || msg.Header.Get(jetstream.MarkerReasonHeader) != "" {
+	if tombstone(msg.Header) {
 		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
 	}
 	s, ok := st.records.get(id, msg.Sequence)
@@ -311,7 +306,7 @@ func (st *Store) fence(ctx context.Context, loginID string) (uint64, time.Time, 
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("kvstore: read fence: %w", err)
 	}
-	if len(msg.Data) == 0 || msg.Header.Get(jetstream.MarkerReasonHeader) != "" || msg.Header.Get(kvOperation) != "" {
+	if len(msg.Data) == 0 || tombstone(msg.Header) {
 		return msg.Sequence, time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(msg.Data))

@@ -27,6 +27,12 @@ const (
 	kvOpPurge   = "PURGE"
 )
 
+// tombstone reports whether a stored message ends its key: a delete, a
+// purge, or the server's marker of an expired TTL.
+func tombstone(h nats.Header) bool {
+	return h.Get(kvOperation) != "" || h.Get(jetstream.MarkerReasonHeader) != ""
+}
+
 // write is one message to a key of the sessions bucket.
 type write struct {
 	key    string
