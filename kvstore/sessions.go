@@ -250,11 +250,8 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		s, cur = fresh, fresh.Revision
 	}
-	_, errs := st.publishAll(ctx,
-		write{key: loginKey(s.LoginID, s.SessionID), purge: true, ttl: st.markerTTL},
-	)
-	if errs[0] != nil {
-		return errs[0]
+	if _, err := st.publish(ctx, write{key: loginKey(s.LoginID, s.SessionID), purge: true, ttl: st.markerTTL}); err != nil {
+		return err
 	}
 	// The token entry may already belong to a newer session with the same
 	// token; purge it only while it points at this one.
