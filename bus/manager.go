@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -225,7 +227,7 @@ func (m *Manager) enforceMaxSessions(ctx context.Context, s *Session) error {
 		if c := a.CreateTime.Compare(b.CreateTime); c != 0 {
 			return c
 		}
-		return compareStrings(a.SessionID, b.SessionID)
+		return strings.Compare(a.SessionID, b.SessionID)
 	})
 	extra := all[:len(all)-m.o.maxSessions]
 	if m.o.evict == RefuseNew {
@@ -243,16 +245,6 @@ func (m *Manager) enforceMaxSessions(ctx context.Context, s *Session) error {
 		}
 	}
 	return nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // GetSession returns the session with that id and, at most once per touch
@@ -383,11 +375,10 @@ func (m *Manager) UpdateSession(ctx context.Context, s *Session) (*Session, erro
 }
 
 func cloneAttrs(a map[string]string) map[string]string {
-	c := make(map[string]string, len(a))
-	for k, v := range a {
-		c[k] = v
+	if a == nil {
+		return map[string]string{}
 	}
-	return c
+	return maps.Clone(a)
 }
 
 // changedKeys lists the keys whose value differs between a and b, sorted.
