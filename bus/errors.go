@@ -39,6 +39,10 @@ var (
 	// ErrUnknownOperation: a request named an operation the bus does not
 	// serve (a client newer than the bus, or a typo in a subject).
 	ErrUnknownOperation = errors.New("bus: unknown operation")
+	// ErrClaimLost: a store refused a create because another create or a
+	// fence of the login came after its claim (see Store.ClaimLogin). The
+	// Manager retries; it never reaches a caller of the Manager.
+	ErrClaimLost = errors.New("bus: login claim lost to a concurrent create")
 	// ErrInternal: anything else; the message carries no detail.
 	ErrInternal = errors.New("bus: internal error")
 )

@@ -7,15 +7,14 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/session-bus/session-bus/internal/boundedmap"
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // maxCASAttempts bounds the compare-and-set retries of one write; the ctx
@@ -173,78 +172,68 @@ func (m *Manager) CreateSession(ctx context.Context, loginID, token string) (*Se
 		TokenFingerprint: TokenFingerprint(m.o.tokenKey, token),
 	}
 	s.ExpiresAt = m.expiry(s, now)
-	if m.o.maxSessions > 0 && m.o.evict == RefuseNew {
-		ids, err := m.store.SessionIDsByLogin(ctx, loginID)
-		if err != nil {
-			return nil, m.storeErr("list sessions", err)
-		}
-		if len(ids) >= m.o.maxSessions {
-			return nil, fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, len(ids))
-		}
-	}
-	// The store refuses the create atomically when a DeleteAllSessions of
-	// the login began before it (ErrConflict): it fences first and lists
-	// after, so one of the two always sees the other.
-	rev, err := m.store.CreateSession(ctx, s, Change{Op: OpCreated, Service: caller})
-	if err != nil {
-		return nil, m.storeErr("create session", err)
-	}
-	s.Revision = rev
+	var err error
 	if m.o.maxSessions > 0 {
-		if err := m.enforceMaxSessions(ctx, s); err != nil {
-			return nil, err
+		err = m.createCapped(ctx, s)
+	} else {
+		// The store refuses the create atomically when a DeleteAllSessions
+		// of the login began before it (ErrConflict): it fences first and
+		// lists after, so one of the two always sees the other.
+		if s.Revision, err = m.store.CreateSession(ctx, s, Change{Op: OpCreated, Service: caller}); err != nil {
+			err = m.storeErr("create session", err)
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	s.Token = token
 	return s, nil
 }
 
-func (m *Manager) undoCreate(ctx context.Context, s *Session, cause error) error {
-	ctx = context.WithoutCancel(ctx)
-	// Delete what the store holds now (with the store's own state, such as
-	// a change log that records the create), not our copy of it.
-	if cur, err := m.store.GetSession(ctx, s.SessionID); err == nil {
-		s = cur
-	}
-	if err := m.store.DeleteSession(ctx, s, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonRevoked}); err != nil {
-		m.log.Error("undo create failed", keySessionID, s.SessionID, keyErr, err)
-	}
-	return cause
-}
-
-// enforceMaxSessions runs after a create, so racing creates cannot both
-// slip under the cap: the oldest sessions beyond it are evicted, or, when
-// refusing, the newcomer withdraws unless it is among the oldest max.
-func (m *Manager) enforceMaxSessions(ctx context.Context, s *Session) error {
-	all, err := m.SessionsByLogin(ctx, s.LoginID)
-	if err != nil {
-		return m.undoCreate(ctx, s, err)
-	}
-	if len(all) <= m.o.maxSessions {
-		return nil
-	}
-	slices.SortFunc(all, func(a, b *Session) int {
-		if c := a.CreateTime.Compare(b.CreateTime); c != 0 {
-			return c
+// createCapped creates s under the per-login cap: claim the login, count
+// its sessions, make room (evict) or refuse, then create on the condition
+// that the claim still holds. A create that lost its claim to a concurrent
+// one counts again, so two creates never both pass on one count, in this
+// process or another; a refused create writes nothing and announces nothing.
+func (m *Manager) createCapped(ctx context.Context, s *Session) error {
+	// Creates of one login queue here within this process, so claims
+	// compete only across processes.
+	mu := &m.stripes[stripe("login:"+s.LoginID)]
+	mu.Lock()
+	defer mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		claim, err := m.store.ClaimLogin(ctx, s.LoginID, s.CreateTime, m.o.fenceTTL)
+		if err != nil {
+			return m.storeErr("claim login", err)
 		}
-		return strings.Compare(a.SessionID, b.SessionID)
-	})
-	extra := all[:len(all)-m.o.maxSessions]
-	if m.o.evict == RefuseNew {
-		if slices.ContainsFunc(all[m.o.maxSessions:], func(o *Session) bool { return o.SessionID == s.SessionID }) {
-			return m.undoCreate(ctx, s, fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, m.o.maxSessions))
+		live, err := m.SessionsByLogin(ctx, s.LoginID)
+		if err != nil {
+			return err
 		}
-		return nil
+		if over := len(live) - m.o.maxSessions + 1; over > 0 {
+			if m.o.evict == RefuseNew {
+				return fmt.Errorf("%w: login has %d sessions", ErrSessionLimit, len(live))
+			}
+			for _, old := range live[:over] { // oldest first
+				if err := m.store.DeleteSession(ctx, old, Change{Op: OpDeleted, Service: s.ServiceID, Reason: ReasonEvicted}); err != nil {
+					return m.storeErr("evict session", err)
+				}
+			}
+		}
+		s.Revision, err = m.store.CreateSession(ctx, s, Change{Op: OpCreated, Service: s.ServiceID, Claim: claim})
+		if !errors.Is(err, ErrClaimLost) {
+			if err != nil {
+				return m.storeErr("create session", err)
+			}
+			return nil
+		}
+		if attempt+1 >= maxCASAttempts {
+			return fmt.Errorf("%w: create session: too many concurrent creates of the login", ErrUnavailable)
+		}
+		if err := retry.Backoff(ctx, attempt); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 	}
-	for _, old := range extra {
-		if old.SessionID == s.SessionID {
-			continue
-		}
-		if err := m.store.DeleteSession(ctx, old, Change{Op: OpDeleted, Service: m.caller(ctx), Reason: ReasonEvicted}); err != nil {
-			return m.storeErr("evict session", err)
-		}
-	}
-	return nil
 }
 
 // GetSession returns the session with that id and, at most once per touch
@@ -450,7 +439,7 @@ func (m *Manager) mutate(ctx context.Context, id string, fn func(s *Session, now
 		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
 			return nil, m.storeErr("update session", err)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := retry.Backoff(ctx, attempt); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
@@ -460,19 +449,6 @@ func stripe(id string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return h.Sum32() % 256
-}
-
-// backoff sleeps a random time up to min(1ms<<attempt, 50ms).
-func backoff(ctx context.Context, attempt int) error {
-	limit := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
-	t := time.NewTimer(rand.N(limit) + time.Millisecond/4)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // SetAttribute sets one attribute of a session; concurrent writers never

@@ -23,8 +23,10 @@ type MemoryStore struct {
 	lastSweep time.Time
 }
 
+// memFence is a login's fence and claim (see Store.ClaimLogin).
 type memFence struct {
 	at, until time.Time
+	claim     uint64
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -87,7 +89,7 @@ func (st *MemoryStore) sweep(now time.Time) {
 }
 
 // CreateSession implements [Store].
-func (st *MemoryStore) CreateSession(_ context.Context, s *Session, _ Change) (uint64, error) {
+func (st *MemoryStore) CreateSession(_ context.Context, s *Session, ch Change) (uint64, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
@@ -97,6 +99,9 @@ func (st *MemoryStore) CreateSession(_ context.Context, s *Session, _ Change) (u
 	}
 	if f, ok := st.fences[s.LoginID]; ok && now.Before(f.until) && !s.CreateTime.After(f.at) {
 		return 0, fmt.Errorf("create session: %w: all sessions of the login were deleted meanwhile", ErrConflict)
+	}
+	if f := st.fences[s.LoginID]; ch.Claim != 0 && (f.claim != ch.Claim || !now.Before(f.until)) {
+		return 0, fmt.Errorf("create session: %w", ErrClaimLost)
 	}
 	if id, ok := st.tokens[s.TokenFingerprint]; ok {
 		if _, alive := st.live(id, now); alive {
@@ -196,8 +201,30 @@ func (st *MemoryStore) SessionIDsByLogin(_ context.Context, loginID string) ([]s
 func (st *MemoryStore) SetLoginFence(_ context.Context, loginID string, at time.Time, ttl time.Duration) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.fences[loginID] = memFence{at: at, until: st.now().Add(ttl)}
+	st.rev++
+	st.fences[loginID] = memFence{at: at, until: st.now().Add(ttl), claim: st.rev}
 	return nil
+}
+
+// ClaimLogin implements [Store].
+func (st *MemoryStore) ClaimLogin(_ context.Context, loginID string, createTime time.Time, ttl time.Duration) (uint64, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.now()
+	f := st.fences[loginID]
+	if !now.Before(f.until) {
+		f = memFence{} // an expired fence no longer refuses anything
+	}
+	if !f.at.IsZero() && !createTime.After(f.at) {
+		return 0, fmt.Errorf("claim login: %w: all sessions of the login were deleted meanwhile", ErrConflict)
+	}
+	st.rev++
+	f.claim = st.rev
+	if until := now.Add(ttl); until.After(f.until) {
+		f.until = until
+	}
+	st.fences[loginID] = f
+	return f.claim, nil
 }
 
 // CreateService implements [Store].

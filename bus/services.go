@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Secret length bounds for RegisterService.
@@ -151,7 +153,7 @@ func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, g
 		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
 			return "", m.storeErr("rotate service", err)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := retry.Backoff(ctx, attempt); err != nil {
 			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}

@@ -21,6 +21,17 @@ import (
 //     TokenFingerprint; it then writes no session. The fence check and the
 //     session write are one atomic step, so a DeleteAllSessions that fences
 //     and then lists never misses a create that passed the check.
+//   - A create with a claim (Change.Claim, from ClaimLogin) commits only
+//     while that claim is still the login's latest; otherwise it fails with
+//     [ErrClaimLost] and writes no session. The claim check and the session
+//     write are one atomic step. So a create that claims, then counts the
+//     login's sessions, then creates, has counted every session that
+//     committed before it, and every create that commits after it counts
+//     it: the per-login cap holds across processes.
+//   - An index entry left by a create that never wrote its session (a
+//     crash between the two) blocks nothing for long: a create with the
+//     same token succeeds once the entry is older than the store's bound
+//     on a create's duration.
 //   - UpdateSession is compare-and-set on s.Revision: it fails with
 //     [ErrConflict] when the session changed since and with
 //     [ErrSessionNotFound] when it was deleted or expired; it never brings a
@@ -53,8 +64,15 @@ type Store interface {
 	SessionIDsByLogin(ctx context.Context, loginID string) ([]string, error)
 
 	// SetLoginFence makes CreateSession refuse sessions of loginID created
-	// at or before at; the fence itself expires after ttl.
+	// at or before at; the fence itself expires after ttl. It moves the
+	// login's claim on too (see ClaimLogin).
 	SetLoginFence(ctx context.Context, loginID string, at time.Time, ttl time.Duration) error
+	// ClaimLogin moves the login's claim on and returns it (never 0), so
+	// that a create carrying it in Change.Claim commits only if no other
+	// claim or fence of the login came after. It fails with [ErrConflict]
+	// when a fence at or after createTime (the session's CreateTime)
+	// exists. The claim is kept at least ttl.
+	ClaimLogin(ctx context.Context, loginID string, createTime time.Time, ttl time.Duration) (uint64, error)
 
 	// CreateService stores a new service record, or fails with [ErrServiceExists].
 	CreateService(ctx context.Context, r ServiceRecord) error
@@ -97,4 +115,7 @@ type Change struct {
 	// Touch is set when the write moves the session's expiry, so the
 	// store moves its index entries' expiry too.
 	Touch bool
+	// Claim, for creates, is a claim from ClaimLogin that must still be the
+	// login's latest when the session is written; 0 for none.
+	Claim uint64
 }

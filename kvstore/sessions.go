@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // record is a session as stored: the session plus its token fingerprint,
@@ -66,14 +68,18 @@ func rev(n uint64) *uint64 { return &n }
 // CreateSession implements bus.Store. The login and token index entries
 // are written first (create-only, at once); the session record last, on
 // the condition that the login's fence key has not changed since we last
-// saw it. So a refused create never writes the record (no event announces
-// it), and a DeleteAllSessions (fence, then list) never misses a record.
+// saw it (or, with a claim, is still at the claim). So a refused create
+// never writes the record (no event announces it), and a DeleteAllSessions
+// (fence, then list) never misses a record. The record is written only
+// within half the orphan grace of the index writes, so an index entry older
+// than the grace whose record is missing is a crash's leftover for sure.
 func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
 	data, err := encodeSession(s)
 	if err != nil {
 		return 0, err
 	}
-	ttl := ttlUntil(s.ExpiresAt, time.Now())
+	started := time.Now()
+	ttl := ttlUntil(s.ExpiresAt, started)
 	index := []write{
 		{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
 		{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(0)},
@@ -93,24 +99,32 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		return 0, err
 	}
+	if left := st.orphanGrace/2 - time.Since(started); left <= 0 {
+		// Too slow: a create of the same token may already treat these
+		// index entries as a crash's leftovers (see takeOverOrphan).
+		st.withdraw(ctx, index, revs, errs)
+		return 0, fmt.Errorf("kvstore: create session: %w: index writes took over %v", bus.ErrUnavailable, st.orphanGrace/2)
+	}
 	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl,
-		expect: rev(0), expectKey: fenceKey(s.LoginID)}
+		expect: rev(c.Claim), expectKey: fenceKey(s.LoginID)}
 	for attempt := 0; ; attempt++ {
 		r, err := st.publish(ctx, record)
 		if err == nil {
 			return r, nil
 		}
 		if errors.Is(err, bus.ErrConflict) && attempt < 3 {
-			// The fence key has messages: a fence, or the marker of one.
+			// The fence key moved on: a fence, a claim, or a marker.
 			fenceSeq, fence, ferr := st.fence(ctx, s.LoginID)
-			if ferr == nil && (fence.IsZero() || s.CreateTime.After(fence)) {
+			switch {
+			case ferr != nil:
+				err = ferr
+			case !fence.IsZero() && !s.CreateTime.After(fence):
+				err = fmt.Errorf("kvstore: create session: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
+			case c.Claim != 0:
+				err = fmt.Errorf("kvstore: create session: %w", bus.ErrClaimLost)
+			default:
 				record.expect = rev(fenceSeq)
 				continue
-			}
-			if ferr == nil {
-				err = fmt.Errorf("kvstore: create session: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
-			} else {
-				err = ferr
 			}
 		}
 		st.withdraw(ctx, index, revs, errs)
@@ -128,11 +142,33 @@ func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) 
 	case err != nil:
 		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
 	case !tombstone(last.Header):
-		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
+		if !st.orphan(ctx, w.key, last) {
+			return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
+		}
+		w.expect = rev(last.Sequence) // a crash's leftover: take it over
 	default:
 		w.expect = rev(last.Sequence)
 	}
 	return st.publish(ctx, w)
+}
+
+// orphan reports whether a live token index entry was left by a create
+// that never wrote its session (the process died between the index writes
+// and the record write): its session is missing and the entry is older than
+// the orphan grace, past which no create in flight writes its record.
+func (st *Store) orphan(ctx context.Context, key string, entry *jetstream.RawStreamMsg) bool {
+	if !strings.HasPrefix(key, prefixToken) || time.Since(entry.Time) < st.orphanGrace {
+		return false
+	}
+	id := string(entry.Data)
+	if bus.ValidateSessionID(id) != nil {
+		return false
+	}
+	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+sessionKey(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	return err == nil && tombstone(msg.Header)
 }
 
 // withdraw purges the writes of a failed create that did land.
@@ -286,6 +322,39 @@ func (st *Store) SessionIDsByLogin(ctx context.Context, loginID string) ([]strin
 	}
 	return ids, nil
 }
+
+// ClaimLogin implements bus.Store: the claim is a new revision of the
+// login's fence key, written under compare-and-set so that it keeps the
+// fence time a DeleteAllSessions put there.
+func (st *Store) ClaimLogin(ctx context.Context, loginID string, createTime time.Time, ttl time.Duration) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		seq, fence, err := st.fence(ctx, loginID)
+		if err != nil {
+			return 0, err
+		}
+		if !fence.IsZero() && !createTime.After(fence) {
+			return 0, fmt.Errorf("kvstore: claim login: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
+		}
+		var data []byte
+		if !fence.IsZero() {
+			data = []byte(fence.UTC().Format(time.RFC3339Nano))
+		}
+		now := time.Now()
+		claim, err := st.publish(ctx, write{key: fenceKey(loginID), data: data, ttl: ttlUntil(now.Add(ttl), now), expect: rev(seq)})
+		if err == nil {
+			return claim, nil
+		}
+		if !errors.Is(err, bus.ErrConflict) || attempt+1 >= maxClaimAttempts {
+			return 0, fmt.Errorf("kvstore: claim login: %w", err)
+		}
+		if err := retry.Backoff(ctx, attempt); err != nil {
+			return 0, fmt.Errorf("kvstore: claim login: %w: %w", bus.ErrUnavailable, err)
+		}
+	}
+}
+
+// maxClaimAttempts bounds ClaimLogin's compare-and-set retries.
+const maxClaimAttempts = 100
 
 // SetLoginFence implements bus.Store.
 func (st *Store) SetLoginFence(ctx context.Context, loginID string, at time.Time, ttl time.Duration) error {

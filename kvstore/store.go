@@ -25,6 +25,13 @@ type Config struct {
 	// MarkerTTL is how long expiry and delete markers are kept: long enough
 	// for a change-stream relay that was down to catch up. Default 1 h.
 	MarkerTTL time.Duration
+	// OrphanGrace bounds how long a create may take between its index
+	// writes and its record write (it gives up past half of it). A token
+	// index entry older than this whose session was never written is a
+	// crash's leftover, and a new create of the same token takes it over.
+	// Clocks of bus processes and NATS servers must agree within half of
+	// it. Default 10 s.
+	OrphanGrace time.Duration
 }
 
 // DefaultConfig returns the defaults stated on each [Config] field.
@@ -35,6 +42,7 @@ func DefaultConfig() Config {
 		Replicas:       1,
 		Storage:        jetstream.FileStorage,
 		MarkerTTL:      time.Hour,
+		OrphanGrace:    10 * time.Second,
 	}
 }
 
@@ -46,6 +54,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: replicas must be 1..5", ErrInvalidConfig)
 	case c.MarkerTTL < time.Second:
 		return fmt.Errorf("%w: marker TTL must be at least 1s", ErrInvalidConfig)
+	case c.OrphanGrace < 100*time.Millisecond:
+		return fmt.Errorf("%w: orphan grace must be at least 100ms", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -58,7 +68,9 @@ type Store struct {
 	services  jetstream.KeyValue
 	subjPre   string // "$KV.<bucket>."
 	markerTTL time.Duration
-	records   recordCache
+	// orphanGrace: see Config.OrphanGrace.
+	orphanGrace time.Duration
+	records     recordCache
 }
 
 var _ bus.Store = (*Store)(nil)
@@ -99,13 +111,14 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 		return nil, err
 	}
 	return &Store{
-		js:        js,
-		sessions:  sessions,
-		stream:    stream,
-		services:  services,
-		subjPre:   "$KV." + cfg.Bucket + ".",
-		markerTTL: cfg.MarkerTTL,
-		records:   newRecordCache(),
+		js:          js,
+		sessions:    sessions,
+		stream:      stream,
+		services:    services,
+		subjPre:     "$KV." + cfg.Bucket + ".",
+		markerTTL:   cfg.MarkerTTL,
+		orphanGrace: cfg.OrphanGrace,
+		records:     newRecordCache(),
 	}, nil
 }
 

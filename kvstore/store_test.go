@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/bus/storetest"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
@@ -156,4 +157,47 @@ func TestStore_TouchRacingDeleteLeavesNoIndex(t *testing.T) {
 		wg.Wait()
 	}
 	assert.Empty(t, liveKeys(t, st.Bucket()), "no index entry outlives its session")
+}
+
+// TestStore_MaxSessionsAcrossProcesses: the per-login cap holds when bus
+// processes with their own connections and stores share one bucket.
+func TestStore_MaxSessionsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	storetest.RunMaxSessionsRace(t, func(tb testing.TB, limit int, policy bus.EvictPolicy) []*bus.Manager {
+		srv := natstest.RunServer(tb)
+		var ms []*bus.Manager
+		for i := range 2 {
+			st, err := kvstore.New(context.Background(), natstest.JetStream(tb, srv), kvstore.DefaultConfig())
+			require.NoError(tb, err)
+			m, err := bus.New(st, fmt.Sprintf("bus-%d", i), time.Minute, bus.WithMaxSessions(limit, policy))
+			require.NoError(tb, err)
+			ms = append(ms, m)
+		}
+		return ms
+	})
+}
+
+// TestStore_RefusedCreateWritesNoRecord: a create refused by the cap writes
+// no session record, so the change stream has nothing to announce.
+func TestStore_RefusedCreateWritesNoRecord(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	m, err := bus.New(st, "svc", time.Minute, bus.WithMaxSessions(1, bus.RefuseNew))
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = m.CreateSession(ctx, "u", "tok-0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			_, err := m.CreateSession(ctx, "u", fmt.Sprintf("tok-%d", i+1))
+			assert.ErrorIs(t, err, bus.ErrSessionLimit)
+		})
+	}
+	wg.Wait()
+	stream, err := st.JetStream().Stream(ctx, kvstore.StreamName("sessions"))
+	require.NoError(t, err)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("$KV.sessions.s.>"))
+	require.NoError(t, err)
+	assert.Len(t, info.State.Subjects, 1, "one session record ever written")
 }

@@ -22,6 +22,7 @@ type NewAPI func(tb testing.TB, idle time.Duration) bus.Sessions
 // bus.Manager built on it.
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Store", func(t *testing.T) { runStore(t, newStore) })
+	t.Run("MaxSessions", func(t *testing.T) { runMaxSessions(t, newStore) })
 	t.Run("API", func(t *testing.T) {
 		RunAPI(t, func(tb testing.TB, idle time.Duration) bus.Sessions {
 			m, err := bus.New(newStore(tb), "conformance", idle, bus.WithTouchInterval(time.Second))
@@ -139,6 +140,43 @@ func runStore(t *testing.T, newStore NewStore) {
 		require.NoError(t, err, "a session created after the fence is fine")
 		_, err = st.CreateSession(ctx, newSession(id1, "other", "fp1", time.Minute), bus.Change{Op: bus.OpCreated})
 		require.NoError(t, err, "fences are per login")
+	})
+	t.Run("Claim", func(t *testing.T) {
+		t.Parallel()
+		st, ctx := newStore(t), ctxFor(t)
+		c1, err := st.ClaimLogin(ctx, "u", time.Now(), time.Minute)
+		require.NoError(t, err)
+		c2, err := st.ClaimLogin(ctx, "u", time.Now(), time.Minute)
+		require.NoError(t, err)
+		require.NotZero(t, c1)
+		require.NotEqual(t, c1, c2, "every claim is new")
+		_, err = st.CreateSession(ctx, newSession(id1, "u", "fp1", time.Minute), bus.Change{Op: bus.OpCreated, Claim: c1})
+		require.ErrorIs(t, err, bus.ErrClaimLost, "a later claim voids an earlier one")
+		_, err = st.SessionIDByToken(ctx, "fp1")
+		require.ErrorIs(t, err, bus.ErrSessionNotFound, "a lost claim leaves no index entry")
+		ids, err := st.SessionIDsByLogin(ctx, "u")
+		require.NoError(t, err)
+		assert.Empty(t, ids)
+
+		_, err = st.ClaimLogin(ctx, "other", time.Now(), time.Minute)
+		require.NoError(t, err)
+		_, err = st.CreateSession(ctx, newSession(id1, "u", "fp1", time.Minute), bus.Change{Op: bus.OpCreated, Claim: c2})
+		require.NoError(t, err, "claims are per login; the latest claim commits")
+
+		c3, err := st.ClaimLogin(ctx, "u", time.Now(), time.Minute)
+		require.NoError(t, err)
+		require.NoError(t, st.SetLoginFence(ctx, "u", time.Now().Add(-time.Hour), time.Minute))
+		_, err = st.CreateSession(ctx, newSession(id2, "u", "fp2", time.Minute), bus.Change{Op: bus.OpCreated, Claim: c3})
+		require.ErrorIs(t, err, bus.ErrClaimLost, "a fence voids a claim")
+
+		fence := time.Now()
+		require.NoError(t, st.SetLoginFence(ctx, "u", fence, time.Minute))
+		_, err = st.ClaimLogin(ctx, "u", fence, time.Minute)
+		require.ErrorIs(t, err, bus.ErrConflict, "no claim for a session from before a fence")
+		_, err = st.ClaimLogin(ctx, "u", fence.Add(time.Millisecond), time.Minute)
+		require.NoError(t, err, "a claim for a session after the fence")
+		_, err = st.ClaimLogin(ctx, "u", fence, time.Minute)
+		require.ErrorIs(t, err, bus.ErrConflict, "a claim keeps the fence in place")
 	})
 	t.Run("Services", func(t *testing.T) {
 		t.Parallel()
