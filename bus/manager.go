@@ -333,9 +333,6 @@ func (m *Manager) UpdateSession(ctx context.Context, s *Session) (*Session, erro
 	if err := ValidateSessionID(s.SessionID); err != nil {
 		return nil, err
 	}
-	if s.Revision == 0 {
-		return nil, fmt.Errorf("%w: revision is required", ErrInvalidInput)
-	}
 	if err := m.checkSize(s); err != nil {
 		return nil, err
 	}

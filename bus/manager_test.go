@@ -198,7 +198,7 @@ func TestManager_UpdateKeepsImmutableFields(t *testing.T) {
 	assert.True(t, got.CreateTime.Equal(s.CreateTime))
 	assert.Equal(t, "v", got.Attributes["k"])
 	_, err = m.UpdateSession(ctx, &Session{SessionID: s.SessionID})
-	require.ErrorIs(t, err, ErrInvalidInput, "a revision is required")
+	require.ErrorIs(t, err, ErrConflict, "no session is ever at revision 0: it is a stale revision")
 }
 
 func TestCheckSecret(t *testing.T) {

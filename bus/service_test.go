@@ -185,6 +185,8 @@ func TestService_BadInput(t *testing.T) {
 		{"900 KB attribute", subj(bus.MethodSetAttribute, "c"), `{"session_id":"` + id + `","key":"k","value":"` + bigValue + `"}`, "413", "too_large"},
 		{"unknown session", subj(bus.MethodSetAttribute, "c"), `{"session_id":"00000000-0000-4000-8000-000000000000","key":"k","value":"x"}`, "404", "not_found"},
 		{"stale update", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":1}`, "409", "conflict"},
+		{"update at revision 0", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":0}`, "409", "conflict"},
+		{"update without revision", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{}}`, "400", "invalid_input"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
