@@ -228,27 +228,47 @@ func (a *App) DataDir() string {
 // Manager returns the session manager.
 func (a *App) Manager() *bus.Manager { return a.manager }
 
-// Close stops in reverse start order under the shutdown timeout: the auth
-// callout and the service drain (requests they took are answered), the
-// relay stops (another instance's takes over), the NATS connections drain,
-// then the embedded server shuts down. Safe to call twice.
+// Close stops in reverse start order: the auth callout and the service
+// drain (requests they took are answered), the relay stops (another
+// instance's takes over) and the NATS connections drain, all within
+// Config.ShutdownTimeout, past which the connections are closed at once;
+// then the embedded server shuts down within Config.ServerShutdownTimeout.
+// It returns [ErrShutdownTimeout] when a phase overran. Safe to call twice.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			a.closeErr = a.stop()
-		}()
-		select {
-		case <-done:
-		case <-time.After(a.cfg.ShutdownTimeout):
-			a.closeErr = errors.New("app: shutdown timed out")
+		var errs []error
+		if err := within(a.cfg.ShutdownTimeout, "bus", a.stopParts); err != nil {
+			errs = append(errs, err)
+			a.closeConns() // ends whatever still waits on them
 		}
+		if a.ns != nil {
+			errs = append(errs, within(a.cfg.ServerShutdownTimeout, "embedded server", func() error {
+				a.ns.Shutdown()
+				a.ns.WaitForShutdown()
+				return nil
+			}))
+		}
+		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr
 }
 
-func (a *App) stop() error {
+// within runs stop and waits at most d for it. A stop that overruns keeps
+// running on its own; it only ever sends on its buffered channel.
+func within(d time.Duration, what string, stop func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- stop() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w: %s still stopping after %v", ErrShutdownTimeout, what, d)
+	}
+}
+
+func (a *App) stopParts() error {
 	var errs []error
 	if a.callout != nil {
 		errs = append(errs, a.callout.Close())
@@ -271,11 +291,16 @@ func (a *App) stop() error {
 			a.nc.Close()
 		}
 	}
-	if a.ns != nil {
-		a.ns.Shutdown()
-		a.ns.WaitForShutdown()
-	}
 	return errors.Join(errs...)
+}
+
+func (a *App) closeConns() {
+	if a.sys != nil {
+		a.sys.Close()
+	}
+	if a.nc != nil {
+		a.nc.Close()
+	}
 }
 
 // recordService turns a registry change into an audit record. A failure is

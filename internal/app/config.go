@@ -13,6 +13,10 @@ import (
 // ErrInvalidConfig: a Config field is out of range.
 var ErrInvalidConfig = errors.New("app: invalid config")
 
+// ErrShutdownTimeout is returned by [App.Close] when a stop phase overran
+// its deadline.
+var ErrShutdownTimeout = errors.New("app: shutdown timed out")
+
 // SyncMode is how the embedded server syncs JetStream writes to disk.
 type SyncMode string
 
@@ -95,27 +99,35 @@ type Config struct {
 	// its creator. Default off: it adds a publish to those reads.
 	AuditAccess bool
 
-	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	// ShutdownTimeout bounds the graceful stop of the bus's own parts
+	// (callout, service, relay, connections); past it their connections
+	// are closed at once. Default 10s.
 	ShutdownTimeout time.Duration
+	// ServerShutdownTimeout bounds the embedded server's shutdown, which
+	// always runs after the bus's parts stopped or timed out: it writes
+	// every stream's and consumer's state (about 10 ms a consumer here).
+	// Default 30s.
+	ServerShutdownTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults stated on each Config field.
 func DefaultConfig() Config {
 	return Config{
-		Auth:            AuthCallout,
-		Listen:          "127.0.0.1:4222",
-		DataDir:         "session-bus-data",
-		Sync:            SyncDefault,
-		Store:           kvstore.DefaultConfig(),
-		ServiceID:       "session-bus",
-		IdleTimeout:     30 * time.Minute,
-		MaxLifetime:     24 * time.Hour,
-		Evict:           "evict",
-		MaxInFlight:     bus.DefaultMaxInFlight,
-		Events:          events.DefaultStreamConfig(),
-		Audit:           events.DefaultAuditConfig(),
-		RelayLeaseTTL:   events.DefaultRelayConfig().LeaseTTL,
-		ShutdownTimeout: 10 * time.Second,
+		Auth:                  AuthCallout,
+		Listen:                "127.0.0.1:4222",
+		DataDir:               "session-bus-data",
+		Sync:                  SyncDefault,
+		Store:                 kvstore.DefaultConfig(),
+		ServiceID:             "session-bus",
+		IdleTimeout:           30 * time.Minute,
+		MaxLifetime:           24 * time.Hour,
+		Evict:                 "evict",
+		MaxInFlight:           bus.DefaultMaxInFlight,
+		Events:                events.DefaultStreamConfig(),
+		Audit:                 events.DefaultAuditConfig(),
+		RelayLeaseTTL:         events.DefaultRelayConfig().LeaseTTL,
+		ShutdownTimeout:       10 * time.Second,
+		ServerShutdownTimeout: 30 * time.Second,
 	}
 }
 
@@ -131,8 +143,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
 	case c.Evict != "evict" && c.Evict != "refuse":
 		return fmt.Errorf("%w: evict policy must be evict or refuse", ErrInvalidConfig)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("%w: shutdown timeout must be positive", ErrInvalidConfig)
+	case c.ShutdownTimeout <= 0 || c.ServerShutdownTimeout <= 0:
+		return fmt.Errorf("%w: shutdown timeouts must be positive", ErrInvalidConfig)
 	}
 	return nil
 }
