@@ -30,9 +30,12 @@ type Manager struct {
 	touch     time.Duration
 	o         options
 	log       *slog.Logger
-	// stripes serialise writes to one session within this process, so
-	// compare-and-set retries are only paid for writers in other processes.
+	// stripes serialise writes to one session (and capped creates of one
+	// login) within this process, so compare-and-set retries are only paid
+	// for writers in other processes.
 	stripes [256]sync.Mutex
+	// queued holds the writes waiting for a stripe (see mutate).
+	queued  [256]writeQueue
 	limiter verifyLimiter
 	// tokens remembers token fingerprint -> session id: a user's token
 	// maps to one session for the session's whole life, so a hit saves
@@ -391,55 +394,6 @@ func (m *Manager) RefreshSession(ctx context.Context, sessionID string) (*Sessio
 		s.LastAccess, s.ExpiresAt = now, m.expiry(s, now)
 		return Change{Op: OpRefreshed, Touch: true}, nil
 	})
-}
-
-// errNoChange tells mutate the session needs no write.
-var errNoChange = errors.New("no change")
-
-// mutate applies fn to the latest version of a session and writes it with
-// compare-and-set, retrying on conflict with jittered backoff until it
-// lands, the ctx ends, or maxCASAttempts pass.
-func (m *Manager) mutate(ctx context.Context, id string, fn func(s *Session, now time.Time) (Change, error)) (*Session, error) {
-	if err := ValidateSessionID(id); err != nil {
-		return nil, err
-	}
-	ctx, cancel := m.withTimeout(ctx)
-	defer cancel()
-	mu := &m.stripes[stripe(id)]
-	mu.Lock()
-	defer mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		s, err := m.load(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		now := m.o.now()
-		c, err := fn(s, now)
-		if errors.Is(err, errNoChange) {
-			return s, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := m.checkSize(s); err != nil {
-			return nil, err
-		}
-		c.Service = m.caller(ctx)
-		if !c.Touch {
-			c.Touch = m.slide(s, now)
-		}
-		rev, err := m.put(ctx, s, c)
-		if err == nil {
-			s.Revision = rev
-			return s, nil
-		}
-		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
-			return nil, m.storeErr("update session", err)
-		}
-		if err := retry.Backoff(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	}
 }
 
 func stripe(id string) uint32 {

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,4 +174,36 @@ func BenchmarkAccessAudit(b *testing.B) {
 			runParallel(b, g, func(i int) error { _, err := audited.GetSession(reader, ids[i%benchSessions]); return err })
 		})
 	}
+}
+
+// BenchmarkBusHotSession: 32 callers set attributes on one session through
+// the client, beside 32 raw read-modify-writes (kv.Get + kv.Update, retried)
+// of one key on the same server.
+func BenchmarkBusHotSession(b *testing.B) {
+	const writers = 32
+	env := newBusEnv(b, 1, time.Hour)
+	ctx := context.Background()
+	s, err := env.client.CreateSession(ctx, "hot", "hot-token")
+	require.NoError(b, err)
+	kv := rawBucket(b, env)
+	_, err = kv.Put(ctx, "hot", []byte("{}"))
+	require.NoError(b, err)
+	b.Run("op=kv_cas", func(b *testing.B) {
+		runParallel(b, writers, func(i int) error {
+			for {
+				e, err := kv.Get(ctx, "hot")
+				if err != nil {
+					return err
+				}
+				if _, err = kv.Update(ctx, "hot", rawValue, e.Revision()); !errors.Is(err, jetstream.ErrKeyExists) {
+					return err
+				}
+			}
+		})
+	})
+	b.Run("op=set_attribute", func(b *testing.B) {
+		runParallel(b, writers, func(i int) error {
+			return env.client.SetAttribute(ctx, s.SessionID, fmt.Sprintf("k%d", i%200), fmt.Sprint(i))
+		})
+	})
 }

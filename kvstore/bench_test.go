@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -182,4 +183,38 @@ func fill(b *testing.B, st *Store, n int) {
 	case <-time.After(2 * time.Minute):
 		b.Fatal("fill did not complete")
 	}
+}
+
+// BenchmarkHotSession: 32 writers set distinct attributes on one session
+// (compare-and-set under contention), beside 32 writers doing a raw
+// read-modify-write (kv.Get + kv.Update with retry) on one raw key.
+func BenchmarkHotSession(b *testing.B) {
+	const writers = 32
+	env := newBenchEnv(b)
+	ctx := context.Background()
+	s, err := env.m.CreateSession(ctx, "hot", "hot-token")
+	require.NoError(b, err)
+	_, err = env.raw.Put(ctx, "hot", []byte("{}"))
+	require.NoError(b, err)
+	b.Run("op=kv_cas", func(b *testing.B) {
+		runN(b, writers, func(i int) error {
+			for {
+				e, err := env.raw.Get(ctx, "hot")
+				if err != nil {
+					return err
+				}
+				if _, err = env.raw.Update(ctx, "hot", []byte(fmt.Sprint(i)), e.Revision()); err == nil {
+					return nil
+				}
+				if !errors.Is(err, jetstream.ErrKeyExists) {
+					return err
+				}
+			}
+		})
+	})
+	b.Run("op=set_attribute", func(b *testing.B) {
+		runN(b, writers, func(i int) error {
+			return env.m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("k%d", i%200), fmt.Sprint(i))
+		})
+	})
 }
