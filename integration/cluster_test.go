@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,58 +20,6 @@ import (
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
 )
-
-// startCluster runs n embedded JetStream servers clustered over loopback
-// routes in this process, and waits until JetStream has a meta leader.
-func startCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		require.NoError(t, l.Close())
-	}
-	routes := make([]string, n)
-	for i, p := range ports {
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
-	servers := make([]*server.Server, n)
-	for i := range servers {
-		opts := natstest.Options(t)
-		opts.ServerName = fmt.Sprintf("node-%d", i)
-		opts.Cluster = server.ClusterOpts{Name: "session-bus-test", Host: "127.0.0.1", Port: ports[i]}
-		opts.Routes = server.RoutesFromStr(joinRoutes(routes))
-		s, err := server.NewServer(opts)
-		require.NoError(t, err)
-		go s.Start()
-		servers[i] = s
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	for _, s := range servers {
-		require.True(t, s.ReadyForConnections(10*time.Second))
-	}
-	require.Eventually(t, func() bool {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return true
-			}
-		}
-		return false
-	}, 20*time.Second, 100*time.Millisecond, "no JetStream meta leader")
-	return servers
-}
-
-func joinRoutes(rs []string) string {
-	out := ""
-	for i, r := range rs {
-		if i > 0 {
-			out += ","
-		}
-		out += r
-	}
-	return out
-}
 
 // clusterURLs lists every server's client URL, so a connection fails over.
 func clusterURLs(servers []*server.Server) string {
@@ -93,16 +40,14 @@ func TestCluster_Conformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	servers := startCluster(t, 3)
+	servers := natstest.RunCluster(t, 3)
 	js := natstest.JetStream(t, servers[0])
 	var n atomic.Int64
 	storetest.Run(t, func(tb testing.TB) bus.Store {
 		i := n.Add(1)
 		cfg := kvstore.DefaultConfig()
 		cfg.Bucket, cfg.ServicesBucket, cfg.Replicas = fmt.Sprintf("sessions-%d", i), fmt.Sprintf("services-%d", i), 3
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		st, err := kvstore.New(ctx, js, cfg)
+		st, err := kvstore.New(natstest.Context(tb), js, cfg)
 		require.NoError(tb, err)
 		return st
 	})
@@ -115,7 +60,7 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	servers := startCluster(t, 3)
+	servers := natstest.RunCluster(t, 3)
 	urls := clusterURLs(servers)
 	connect := func() *nats.Conn {
 		nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
@@ -123,8 +68,7 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nc
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := natstest.Context(t)
 	busConn := connect()
 	js, err := jetstream.New(busConn)
 	require.NoError(t, err)
@@ -174,14 +118,14 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 			t.Logf("create: %v", err)
 		}
 		return err == nil
-	}, 60*time.Second, 200*time.Millisecond, "the bus serves again after losing a node")
+	}, natstest.Patience, 200*time.Millisecond, "the bus serves again after losing a node")
 	require.NoError(t, c.SetAttribute(ctx, before.SessionID, "role", "admin"))
 	list, err := c.SessionsByLogin(ctx, "u1")
 	require.NoError(t, err)
 	assert.Len(t, list, 2, "nothing written before the loss is lost")
 
 	want := map[string]bool{before.SessionID + "/created": true, after.SessionID + "/created": true, before.SessionID + "/updated": true}
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(natstest.Patience)
 	for len(want) > 0 {
 		select {
 		case ev := <-got:

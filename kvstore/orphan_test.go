@@ -43,7 +43,7 @@ func TestStore_OrphanIndexEntriesDoNotBlockCreates(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		s, err = m.CreateSession(ctx, "u", "tok")
 		require.NoError(c, err)
-	}, 30*time.Second, 100*time.Millisecond, "past the grace the orphan is taken over")
+	}, natstest.Patience, 100*time.Millisecond, "past the grace the orphan is taken over")
 	got, err := m.GetSessionByToken(ctx, "tok")
 	require.NoError(t, err)
 	assert.Equal(t, s.SessionID, got.SessionID)
@@ -55,7 +55,7 @@ func TestStore_OrphanIndexEntriesDoNotBlockCreates(t *testing.T) {
 	require.Eventually(t, func() bool {
 		e, err := st.sessions.Get(ctx, tokenKey(fp))
 		return err == nil && time.Since(e.Created()) > cfg.OrphanGrace
-	}, 30*time.Second, 50*time.Millisecond)
+	}, natstest.Patience, 50*time.Millisecond)
 	_, err = m.CreateSession(ctx, "v", "tok")
 	require.ErrorIs(t, err, bus.ErrTokenInUse)
 }

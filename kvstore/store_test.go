@@ -54,7 +54,7 @@ func TestStore_NothingOutlivesItsSession(t *testing.T) {
 	assert.NotEmpty(t, liveKeys(t, st.Bucket()))
 
 	require.Eventually(t, func() bool { return len(liveKeys(t, st.Bucket())) == 0 },
-		5*time.Second, 100*time.Millisecond, "the server expires every session, index entry and fence")
+		natstest.Patience, 100*time.Millisecond, "the server expires every session, index entry and fence")
 }
 
 func TestStore_RefusesBucketWithoutTTL(t *testing.T) {
