@@ -19,6 +19,7 @@ import (
 
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/natstest"
 )
 
 // lockedBuffer collects a child process's output.
@@ -85,7 +86,7 @@ func runExternalServer(t *testing.T, keys *auth.Keys) string {
 		if assert.NoError(c, json.Unmarshal(data, &ports)) && assert.NotEmpty(c, ports.Nats) {
 			url = ports.Nats[0]
 		}
-	}, 10*time.Second, 20*time.Millisecond, "nats-server did not start: %s", logs)
+	}, natstest.Patience, 20*time.Millisecond, "nats-server did not start: %s", logs)
 	return url
 }
 
@@ -101,7 +102,7 @@ func TestExternalServer(t *testing.T) {
 	ctx := context.Background()
 
 	// Anonymous and wrong logins are refused.
-	_, err = nats.Connect(url, nats.NoReconnect())
+	_, err = nats.Connect(url, nats.NoReconnect(), nats.Timeout(natstest.Patience))
 	require.ErrorIs(t, err, nats.ErrAuthorization)
 	secret := e.register(t, "svc-ext", auth.PermSessionRead, auth.PermSessionWrite)
 	_, err = e.connect(t, "svc-ext", secret+"x", nats.NoReconnect())
@@ -119,15 +120,14 @@ func TestExternalServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ivy", got.LoginID)
 
-	// A denied call fails at once.
-	start := time.Now()
+	// A denied call fails at once: waiting out the client's timeout would
+	// give unavailable, not permission denied.
 	_, err = c.ListServices(ctx)
 	require.ErrorIs(t, err, bus.ErrPermissionDenied)
-	assert.Less(t, time.Since(start), 100*time.Millisecond)
 
 	// Removal ends the service's access.
 	require.NoError(t, e.m.RemoveService(ctx, "svc-ext"))
-	require.Eventually(t, func() bool { return !sc.IsConnected() }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return !sc.IsConnected() }, natstest.Patience, 10*time.Millisecond)
 	_, err = e.connect(t, "svc-ext", secret, nats.NoReconnect())
 	require.ErrorIs(t, err, nats.ErrAuthorization)
 	assert.False(t, strings.Contains(e.logs.String(), secret), "no secret in the bus log")

@@ -135,6 +135,10 @@ func (e *env) register(tb testing.TB, id string, perms ...string) string {
 	return secret
 }
 
+// callTimeout bounds one client call in these tests: long, so that a
+// loaded machine is slow, not wrong.
+const callTimeout = 30 * time.Second
+
 // svcConn is a service's connection with the permission violations the
 // server reported on it.
 type svcConn struct {
@@ -146,7 +150,9 @@ type svcConn struct {
 func (e *env) connect(tb testing.TB, id, secret string, opts ...nats.Option) (*svcConn, error) {
 	tb.Helper()
 	sc := &svcConn{violations: make(chan string, 64)}
-	all := append(auth.ConnectOptions(id, secret),
+	// A login runs a password hash in the callout: slow on a loaded
+	// machine under -race, so the handshake gets the tests' patience.
+	all := append(auth.ConnectOptions(id, secret), nats.Timeout(natstest.Patience),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case sc.violations <- err.Error():
@@ -168,7 +174,7 @@ func (e *env) service(tb testing.TB, id string, perms ...string) (*svcConn, *cli
 	secret := e.register(tb, id, perms...)
 	sc, err := e.connect(tb, id, secret)
 	require.NoError(tb, err)
-	c, err := client.New(sc.Conn, client.WithServiceID(id), client.WithTimeout(2*time.Second))
+	c, err := client.New(sc.Conn, client.WithServiceID(id), client.WithTimeout(callTimeout))
 	require.NoError(tb, err)
 	return sc, c, secret
 }
@@ -177,7 +183,7 @@ func (e *env) service(tb testing.TB, id string, perms ...string) (*svcConn, *cli
 // that mentions subject.
 func (sc *svcConn) wantViolation(tb testing.TB, subject string) {
 	tb.Helper()
-	deadline := time.After(2 * time.Second)
+	deadline := time.After(natstest.Patience)
 	for {
 		select {
 		case v := <-sc.violations:
@@ -191,5 +197,5 @@ func (sc *svcConn) wantViolation(tb testing.TB, subject string) {
 }
 
 func newClient(sc *svcConn, id string) (*client.Client, error) {
-	return client.New(sc.Conn, client.WithServiceID(id), client.WithTimeout(2*time.Second))
+	return client.New(sc.Conn, client.WithServiceID(id), client.WithTimeout(callTimeout))
 }

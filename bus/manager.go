@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -41,7 +42,14 @@ type Manager struct {
 	// maps to one session for the session's whole life, so a hit saves
 	// the index read. A stale entry is caught by the fingerprint check.
 	tokens *boundedmap.Map[string, string]
+	// verified remembers successful secret checks (see checkSecret),
+	// keyed under verifiedKey, which never leaves this process.
+	verified    *boundedmap.Map[[32]byte, struct{}]
+	verifiedKey [32]byte
 }
+
+// maxVerified bounds the memory of successful secret checks.
+const maxVerified = 4096
 
 // maxCachedTokens bounds the token -> session cache.
 const maxCachedTokens = 65536
@@ -76,7 +84,7 @@ func New(store Store, serviceID string, idleTimeout time.Duration, opts ...Optio
 	if touch == 0 {
 		touch = max(idleTimeout/10, time.Second)
 	}
-	return &Manager{
+	m := &Manager{
 		store:     store,
 		serviceID: serviceID,
 		idle:      idleTimeout,
@@ -84,7 +92,10 @@ func New(store Store, serviceID string, idleTimeout time.Duration, opts ...Optio
 		o:         o,
 		log:       o.logger.With("component", "bus"),
 		tokens:    boundedmap.New[string, string](maxCachedTokens),
-	}, nil
+		verified:  boundedmap.New[[32]byte, struct{}](maxVerified),
+	}
+	_, _ = rand.Read(m.verifiedKey[:]) // crypto/rand.Read never fails on supported platforms
+	return m, nil
 }
 
 // ServiceID returns the id the Manager acts as when the ctx names none.

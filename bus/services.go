@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,13 +102,36 @@ func (m *Manager) verify(ctx context.Context, serviceID, secret string, now time
 		}
 		return ServiceCredential{}, m.storeErr("get service", err)
 	}
-	if CheckSecret(r.SecretHash, secret) {
+	if m.checkSecret(r.SecretHash, secret) {
 		return r.Credential, nil
 	}
-	if r.PrevSecretHash != "" && now.Before(r.PrevValidUntil) && CheckSecret(r.PrevSecretHash, secret) {
+	if r.PrevSecretHash != "" && now.Before(r.PrevValidUntil) && m.checkSecret(r.PrevSecretHash, secret) {
 		return r.Credential, nil
 	}
 	return ServiceCredential{}, ErrUnauthenticated
+}
+
+// checkSecret is [CheckSecret] that remembers its successes, so a service
+// that logs in again (a reconnect, a burst of connections) costs an HMAC,
+// not a password hash. It remembers an HMAC of the stored hash and the
+// secret under a key that exists only in this process's memory; a rotation
+// or removal changes or drops the stored hash, so it forgets them.
+// Failures always pay the full hash.
+func (m *Manager) checkSecret(hash, secret string) bool {
+	h := hmac.New(sha256.New, m.verifiedKey[:])
+	h.Write([]byte(hash))
+	h.Write([]byte{0})
+	h.Write([]byte(secret))
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	if _, ok := m.verified.Get(k); ok {
+		return true
+	}
+	if !CheckSecret(hash, secret) {
+		return false
+	}
+	m.verified.Put(k, struct{}{})
+	return true
 }
 
 // sanitizeID keeps a logged id short and printable: ids that failed

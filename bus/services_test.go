@@ -142,3 +142,51 @@ func TestManager_AttributeEncryption(t *testing.T) {
 	_, err = New(st, "svc", time.Hour, WithAttributeEncryption("k1", map[string][]byte{"k1": []byte("short")}))
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+// TestManager_VerifyRemembersOnlyWhatIsCurrent: repeated logins are
+// remembered, but never past a removal or a re-registration.
+func TestManager_VerifyRemembersOnlyWhatIsCurrent(t *testing.T) {
+	m, _, _ := newTestManager(t, time.Hour)
+	ctx := context.Background()
+	secret, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	for range 3 {
+		_, err = m.VerifyService(ctx, "pay", secret)
+		require.NoError(t, err)
+	}
+	_, err = m.VerifyService(ctx, "pay", secret+"x")
+	require.ErrorIs(t, err, ErrUnauthenticated)
+	require.NoError(t, m.RemoveService(ctx, "pay"))
+	_, err = m.VerifyService(ctx, "pay", secret)
+	require.ErrorIs(t, err, ErrUnauthenticated, "removed: a remembered success does not count")
+	other, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	_, err = m.VerifyService(ctx, "pay", secret)
+	require.ErrorIs(t, err, ErrUnauthenticated, "re-registered with a new secret: the old one fails")
+	_, err = m.VerifyService(ctx, "pay", other)
+	require.NoError(t, err)
+}
+
+// BenchmarkVerifyService: a service logging in again and again (reconnects,
+// bursts of connections) against one with a wrong secret (always hashed).
+func BenchmarkVerifyService(b *testing.B) {
+	m, err := New(NewMemoryStore(), "svc", time.Hour)
+	require.NoError(b, err)
+	ctx := context.Background()
+	secret, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(b, err)
+	b.Run("repeat", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.VerifyService(ctx, "pay", secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			if !CheckSecret(HashSecret(secret), secret) {
+				b.Fatal("no match")
+			}
+		}
+	})
+}
