@@ -211,7 +211,7 @@ func TestBinary_ServiceLifecycle(t *testing.T) {
 	}
 	credsFile := filepath.Join(t.TempDir(), "pay.json")
 	cli("service", "add", "pay-api", "--permissions", "session.read", "--creds-out", credsFile)
-	assert.Contains(t, cli("service", "list"), `"service_id":"pay-api"`)
+	assert.Contains(t, cli("service", "list", "--json"), `"service_id":"pay-api"`)
 	old, err := auth.LoadServiceCreds(credsFile)
 	require.NoError(t, err)
 

@@ -1,163 +1,177 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
 )
 
-const serviceUsage = `usage:
-  session-bus service add <id> [--name N] [--permissions p1,p2] [--creds-out FILE]
-  session-bus service list
-  session-bus service rotate <id> [--grace 1h] [--creds-out FILE]
-  session-bus service remove <id>
+// serviceTimeout bounds each 'service' command's call to the bus.
+const serviceTimeout = 30 * time.Second
+
+// newServiceCmd is 'service': manage registered services through the bus.
+func newServiceCmd() *cobra.Command {
+	return group(&cobra.Command{
+		Use:   "service",
+		Short: "Manage the services registered on the bus",
+		Long: `Manage the services registered on the bus.
 
 Permissions: session.read, session.write, session.admin, events.subscribe,
-service.verify, service.admin. The commands log in as the admin service
-with --admin-creds (written by the first 'serve' into its data dir).
-A new secret is printed once, or written to --creds-out (mode 0600).
-`
+service.verify, service.admin. A new secret is printed once, or written to
+--creds-out (mode 0600).
 
-// serviceCmd manages registered services through the bus, as admin.
-func serviceCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, serviceUsage)
-		return 2
+` + loginHelp + `
+Without one, they log in as admin with the credentials file 'serve' writes
+into its data dir: ` + defaultAdminCreds + `.`,
+	}, newServiceAddCmd(), newServiceListCmd(), newServiceRotateCmd(), newServiceRemoveCmd())
+}
+
+func newServiceAddCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "add <service-id>",
+		Short: "Register a service and print (or write) its secret",
+		Args:  usageArgs(cobra.ExactArgs(1)),
 	}
-	verb, args := args[0], args[1:]
-	f := newFlags("service "+verb, stderr)
-	var conn natsFlags
-	conn.bind(f)
-	var adminCreds, name, perms, credsOut string
-	var grace time.Duration
-	f.str(&adminCreds, "admin-creds", "ADMIN_CREDS", filepath.Join("session-bus-data", "auth", "admin.json"), "admin credentials file")
-	f.str(&name, "name", "SERVICE_NAME", "", "service name (add)")
-	f.str(&perms, "permissions", "SERVICE_PERMISSIONS", "", "comma-separated permissions (add)")
+	var name, perms, credsOut string
+	f := envFlags{cmd.Flags()}
+	f.str(&name, "name", "SERVICE_NAME", "", "service name")
+	f.str(&perms, "permissions", "SERVICE_PERMISSIONS", "", "comma-separated permissions")
 	f.str(&credsOut, "creds-out", "CREDS_OUT", "", "write the service's credentials to this file (mode 0600) instead of printing the secret")
-	f.dur(&grace, "grace", "ROTATE_GRACE", time.Hour, "how long the old secret keeps working (rotate)")
-	id, rest := splitPositional(args)
-	if code, ok := f.parse(rest, stderr); !ok {
-		return code
-	}
-	if verb != "list" && id == "" {
-		fmt.Fprint(stderr, serviceUsage)
-		return 2
-	}
-	creds, err := auth.LoadServiceCreds(adminCreds)
-	if err != nil {
-		fmt.Fprintln(stderr, "session-bus:", err)
-		return 1
-	}
-	nc, err := nats.Connect(conn.url, append(creds.NATSOptions(), nats.Name("session-bus-cli"))...)
-	if err != nil {
-		fmt.Fprintln(stderr, "session-bus: connect:", err)
-		return 1
-	}
-	defer nc.Close()
-	c, err := client.New(nc, client.WithServiceID(creds.ServiceID))
-	if err != nil {
-		fmt.Fprintln(stderr, "session-bus:", err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	var secret string
-	switch verb {
-	case "add":
+	return serviceVerb(cmd, func(ctx context.Context, c *client.Client, out io.Writer, id string) error {
 		var list []string
 		for _, p := range strings.Split(perms, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				list = append(list, p)
 			}
 		}
-		secret, err = c.RegisterService(ctx, bus.ServiceCredential{ServiceID: id, ServiceName: name, Permissions: list}, "")
-	case "rotate":
-		secret, err = c.RotateService(ctx, id, "", grace)
-	case "remove":
-		err = c.RemoveService(ctx, id)
-	case "list":
-		var list []bus.ServiceCredential
-		if list, err = c.ListServices(ctx); err == nil {
-			enc := json.NewEncoder(stdout)
-			for _, s := range list {
-				_ = enc.Encode(s)
-			}
+		secret, err := c.RegisterService(ctx, bus.ServiceCredential{ServiceID: id, ServiceName: name, Permissions: list}, "")
+		if err != nil {
+			return err
 		}
-	default:
-		fmt.Fprint(stderr, serviceUsage)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "session-bus: service %s: %v\n", verb, err)
-		return 1
-	}
-	if secret == "" {
-		return 0
-	}
-	out := auth.ServiceCreds{ServiceID: id, Secret: secret}
-	data, _ := json.Marshal(map[string]string{"service_id": out.ServiceID, "secret": out.Secret})
-	if credsOut == "" {
-		fmt.Fprintln(stdout, string(data)) // shown once; the bus keeps only a hash
-		return 0
-	}
-	if err := os.WriteFile(credsOut, append(data, '\n'), 0o600); err != nil {
-		fmt.Fprintln(stderr, "session-bus: write creds:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "credentials of %s written to %s\n", id, credsOut)
-	return 0
+		return printCreds(out, auth.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
+	})
 }
 
-// splitPositional takes the first argument that is not a flag (or a
-// flag's value) as the service id, so flags may come before or after it.
-func splitPositional(args []string) (string, []string) {
-	valueFlags := map[string]bool{"-nats-url": true, "-nats-creds": true, "-nats-user": true, "-admin-creds": true,
-		"-name": true, "-permissions": true, "-creds-out": true, "-grace": true}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			return a, append(append([]string{}, args[:i]...), args[i+1:]...)
-		}
-		if name := "-" + strings.TrimLeft(a, "-"); valueFlags[name] && !strings.Contains(a, "=") {
-			i++ // skip the flag's value
-		}
+func newServiceListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the registered services",
+		Args:  usageArgs(cobra.NoArgs),
 	}
-	return "", args
+	var asJSON bool
+	envFlags{cmd.Flags()}.boolean(&asJSON, "json", "LIST_JSON", false, `print one JSON document {"services":[...]} instead of a table`)
+	return serviceVerb(cmd, func(ctx context.Context, c *client.Client, out io.Writer, _ string) error {
+		list, err := c.ListServices(ctx)
+		if err != nil {
+			return err
+		}
+		if !asJSON {
+			return printServices(out, list)
+		}
+		if list == nil {
+			list = []bus.ServiceCredential{} // "services":[], not null
+		}
+		return json.NewEncoder(out).Encode(bus.ServicesReply{Services: list})
+	})
 }
 
-// authConfig prints the nats-server configuration stanza that makes an
-// external server hand logins to the bus's auth callout, creating the keys
-// in the data dir on first use. Every bus process must share that dir's
-// auth/keys.json.
-func authConfig(args []string, stdout, stderr io.Writer) int {
-	f := newFlags("auth-config", stderr)
-	var dataDir string
-	f.str(&dataDir, "data-dir", "DATA_DIR", "session-bus-data", "data directory holding auth/keys.json")
-	if code, ok := f.parse(args, stderr); !ok {
-		return code
+func newServiceRotateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate <service-id>",
+		Short: "Give a service a new secret and print (or write) it",
+		Args:  usageArgs(cobra.ExactArgs(1)),
 	}
-	keys, err := auth.Bootstrap(dataDir)
+	var credsOut string
+	var grace time.Duration
+	f := envFlags{cmd.Flags()}
+	f.dur(&grace, "grace", "ROTATE_GRACE", time.Hour, "how long the old secret keeps working")
+	f.str(&credsOut, "creds-out", "CREDS_OUT", "", "write the service's credentials to this file (mode 0600) instead of printing the secret")
+	return serviceVerb(cmd, func(ctx context.Context, c *client.Client, out io.Writer, id string) error {
+		secret, err := c.RotateService(ctx, id, "", grace)
+		if err != nil {
+			return err
+		}
+		return printCreds(out, auth.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
+	})
+}
+
+func newServiceRemoveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove <service-id>",
+		Short: "Unregister a service; its connections close within a second",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+	}
+	return serviceVerb(cmd, func(ctx context.Context, c *client.Client, _ io.Writer, id string) error {
+		return c.RemoveService(ctx, id)
+	})
+}
+
+// serviceVerb adds the bus flags to a 'service' subcommand, and makes it
+// call run with a client acting as the service they name. id is the
+// command's argument, "" for none.
+func serviceVerb(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, out io.Writer, id string) error) *cobra.Command {
+	conn := newBusFlags(cmd.Flags(), true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		nc, serviceID, err := conn.connect()
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		c, err := client.New(nc, client.WithServiceID(serviceID))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), serviceTimeout)
+		defer cancel()
+		var id string
+		if len(args) > 0 {
+			id = args[0]
+		}
+		if err := run(ctx, c, cmd.OutOrStdout(), id); err != nil {
+			return fmt.Errorf("service %s: %w", cmd.Name(), err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// printCreds prints a new secret as credentials JSON, shown once (the bus
+// keeps only a hash), or writes it to file (mode 0600) when file is set.
+func printCreds(out io.Writer, creds auth.ServiceCreds, file string) error {
+	data, err := json.Marshal(creds)
 	if err != nil {
-		fmt.Fprintln(stderr, "session-bus:", err)
-		return 1
+		return err
 	}
-	text, err := auth.ServerConfig(keys)
-	if err != nil {
-		fmt.Fprintln(stderr, "session-bus:", err)
-		return 1
+	if file == "" {
+		_, err := fmt.Fprintln(out, string(data))
+		return err
 	}
-	fmt.Fprint(stdout, text)
-	return 0
+	if err := os.WriteFile(file, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write creds: %w", err)
+	}
+	fmt.Fprintf(out, "credentials of %s written to %s\n", creds.ServiceID, file)
+	return nil
+}
+
+// printServices prints services as a table.
+func printServices(out io.Writer, list []bus.ServiceCredential) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE ID\tNAME\tPERMISSIONS\tCREATED")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ServiceID, cmp.Or(s.ServiceName, "-"),
+			cmp.Or(strings.Join(s.Permissions, ","), "-"), s.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
 }
