@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/session-bus/session-bus/events"
+	"github.com/session-bus/session-bus/internal/natstest"
 )
 
 func listen(tb testing.TB, e *env, group string, h events.Handler, opts ...events.ListenOption) *events.Listener {
@@ -44,7 +45,7 @@ func TestListen_GroupHandlesEachEventOnce(t *testing.T) {
 		})
 	}
 	createN(t, e, "henry", 20)
-	require.Eventually(t, func() bool { return len(seen.events()) >= 20 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(seen.events()) >= 20 }, natstest.Patience, 10*time.Millisecond)
 	require.Never(t, func() bool { return len(seen.events()) > 20 }, 300*time.Millisecond, 20*time.Millisecond)
 	evs := seen.events()
 	require.Len(t, evs, 20)
@@ -78,7 +79,7 @@ func TestListen_FailureIsRedelivered(t *testing.T) {
 	createN(t, e, "ivy", 2)
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(natstest.Patience):
 		t.Fatal("events not redelivered")
 	}
 	mu.Lock()
@@ -98,13 +99,13 @@ func TestListen_MissedWhileDown(t *testing.T) {
 	l, err := events.Listen(context.Background(), e.js, "billing", h, events.WithLogger(quietLog))
 	require.NoError(t, err)
 	createN(t, e, "jack", 1)
-	first := next(t, got, 5*time.Second)
+	first := next(t, got, natstest.Patience)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close(), "Close twice")
 
 	createN(t, e, "kate", 3)
 	listen(t, e, "billing", h)
-	missed := nextN(t, got, 3, 5*time.Second)
+	missed := nextN(t, got, 3, natstest.Patience)
 	for _, ev := range missed {
 		assert.Equal(t, "kate", ev.LoginID)
 		assert.NotEqual(t, first.ID, ev.ID)
@@ -128,10 +129,10 @@ func TestListen_Filters(t *testing.T) {
 	require.NoError(t, e.m.DeleteSession(ctx, o.SessionID))
 	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
 
-	for _, ev := range nextN(t, byType, 2, 5*time.Second) {
+	for _, ev := range nextN(t, byType, 2, natstest.Patience) {
 		assert.Equal(t, events.SessionDeleted, ev.Type)
 	}
-	for _, ev := range nextN(t, byLogin, 2, 5*time.Second) {
+	for _, ev := range nextN(t, byLogin, 2, natstest.Patience) {
 		assert.Equal(t, "liam", ev.LoginID)
 	}
 	quiet(t, byType, 200*time.Millisecond)
@@ -169,14 +170,14 @@ func TestTail_SinceAndTypes(t *testing.T) {
 		errc <- events.Tail(tctx, e.js, events.TailOptions{Types: []events.Type{events.SessionDeleted}, Since: since},
 			func(ev events.Event) { got <- ev })
 	}()
-	ev := next(t, got, 5*time.Second)
+	ev := next(t, got, natstest.Patience)
 	assert.Equal(t, events.SessionDeleted, ev.Type)
 	assert.Equal(t, s.SessionID, ev.SessionID)
 	cancel()
 	select {
 	case err := <-errc:
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(natstest.Patience):
 		t.Fatal("Tail did not return")
 	}
 }
