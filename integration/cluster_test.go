@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,5 +134,41 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("events missing after the node loss: %v", want)
 		}
+	}
+}
+
+// TestCluster_NoLostUpdates: 32 writers x 50 attributes on one session of
+// an R3 bucket, several rounds. With reads served by followers (direct
+// gets), a compare-and-set built on a stale read passed now and then and
+// overwrote an acknowledged write: 1-9 of 1,600 lost in about one round in
+// ten beside four busy loops. Reads go to the stream leader since.
+func TestCluster_NoLostUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster and writes 8,000 contended updates")
+	}
+	servers := natstest.RunCluster(t, 3)
+	js := natstest.JetStream(t, servers[1])
+	ctx := natstest.Context(t)
+	for round := range 5 {
+		cfg := kvstore.DefaultConfig()
+		cfg.Bucket, cfg.ServicesBucket, cfg.Replicas = fmt.Sprintf("lost-%d", round), fmt.Sprintf("lost-svc-%d", round), 3
+		st, err := kvstore.New(ctx, js, cfg)
+		require.NoError(t, err)
+		m, err := bus.New(st, "bus", time.Minute, bus.WithTouchInterval(time.Second), bus.WithLogger(quiet))
+		require.NoError(t, err)
+		s, err := m.CreateSession(ctx, "u", "t")
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Go(func() {
+				for i := range 50 {
+					assert.NoError(t, m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("w%d-k%d", w, i), "v"))
+				}
+			})
+		}
+		wg.Wait()
+		got, err := m.GetSession(ctx, s.SessionID)
+		require.NoError(t, err)
+		require.Len(t, got.Attributes, 32*50, "round %d: every acknowledged update is in the session", round)
 	}
 }

@@ -30,18 +30,18 @@ func (st *Store) CreateService(ctx context.Context, r bus.ServiceRecord) error {
 
 // GetService implements bus.Store.
 func (st *Store) GetService(ctx context.Context, serviceID string) (bus.ServiceRecord, error) {
-	e, err := st.services.Get(ctx, serviceID)
+	msg, err := st.lastService(ctx, serviceID)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return bus.ServiceRecord{}, fmt.Errorf("kvstore: get service: %w", bus.ErrServiceNotFound)
 		}
 		return bus.ServiceRecord{}, fmt.Errorf("kvstore: get service: %w", err)
 	}
 	var r bus.ServiceRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return bus.ServiceRecord{}, fmt.Errorf("kvstore: decode service: %w", err)
 	}
-	r.Revision = e.Revision()
+	r.Revision = msg.Sequence
 	return r, nil
 }
 
@@ -53,7 +53,7 @@ func (st *Store) UpdateService(ctx context.Context, r bus.ServiceRecord) error {
 	}
 	if _, err := st.services.Update(ctx, r.Credential.ServiceID, data, r.Revision); err != nil {
 		if isWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyExists) {
-			if _, gerr := st.services.Get(ctx, r.Credential.ServiceID); errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			if _, gerr := st.lastService(ctx, r.Credential.ServiceID); errors.Is(gerr, jetstream.ErrMsgNotFound) {
 				return fmt.Errorf("kvstore: update service: %w", bus.ErrServiceNotFound)
 			}
 			return fmt.Errorf("kvstore: update service: %w", bus.ErrConflict)

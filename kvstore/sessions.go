@@ -135,7 +135,7 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 // createOverMarker retries a create-only write when the key's last message
 // is a delete, purge or expiry marker; over a live value it is a conflict.
 func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) {
-	last, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+w.key)
+	last, err := st.lastMsg(ctx, w.key)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		w.expect = rev(0) // the marker expired meanwhile
@@ -164,7 +164,7 @@ func (st *Store) orphan(ctx context.Context, key string, entry *jetstream.RawStr
 	if bus.ValidateSessionID(id) != nil {
 		return false
 	}
-	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+sessionKey(id))
+	msg, err := st.lastMsg(ctx, sessionKey(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true
 	}
@@ -185,7 +185,7 @@ func (st *Store) withdraw(ctx context.Context, ws []write, revs []uint64, errs [
 // GetSession implements bus.Store. It reads the record with its headers
 // (a direct get, as kv.Get does) to stash the change log for the next write.
 func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error) {
-	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+sessionKey(id))
+	msg, err := st.lastMsg(ctx, sessionKey(id))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
@@ -208,14 +208,14 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 
 // SessionIDByToken implements bus.Store.
 func (st *Store) SessionIDByToken(ctx context.Context, fingerprint string) (string, error) {
-	e, err := st.sessions.Get(ctx, tokenKey(fingerprint))
+	msg, err := st.lastMsg(ctx, tokenKey(fingerprint))
+	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && tombstone(msg.Header)) {
+		return "", fmt.Errorf("kvstore: look up token: %w", bus.ErrSessionNotFound)
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return "", fmt.Errorf("kvstore: look up token: %w", bus.ErrSessionNotFound)
-		}
 		return "", fmt.Errorf("kvstore: look up token: %w", err)
 	}
-	return string(e.Value()), nil
+	return string(msg.Data), nil
 }
 
 // UpdateSession implements bus.Store. The session is rewritten with its
@@ -236,7 +236,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl, expect: rev(s.Revision)})
 	if errors.Is(err, bus.ErrConflict) {
 		// Gone (deleted or expired) is not a conflict: the caller must not retry.
-		if _, gerr := st.sessions.Get(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrKeyNotFound) {
+		if msg, gerr := st.lastMsg(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrMsgNotFound) || (gerr == nil && tombstone(msg.Header)) {
 			return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
 		}
 	}
@@ -291,17 +291,17 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 	}
 	// The token entry may already belong to a newer session with the same
 	// token; purge it only while it points at this one.
-	e, err := st.sessions.Get(ctx, tokenKey(s.TokenFingerprint))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	e, err := st.lastMsg(ctx, tokenKey(s.TokenFingerprint))
+	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && tombstone(e.Header)) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("kvstore: delete token entry: %w", err)
 	}
-	if string(e.Value()) != s.SessionID {
+	if string(e.Data) != s.SessionID {
 		return nil
 	}
-	_, err = st.publish(ctx, write{key: tokenKey(s.TokenFingerprint), purge: true, ttl: st.markerTTL, expect: rev(e.Revision())})
+	_, err = st.publish(ctx, write{key: tokenKey(s.TokenFingerprint), purge: true, ttl: st.markerTTL, expect: rev(e.Sequence)})
 	if err != nil && !errors.Is(err, bus.ErrConflict) {
 		return err
 	}
@@ -365,7 +365,7 @@ func (st *Store) SetLoginFence(ctx context.Context, loginID string, at time.Time
 // fence returns the last sequence on the login's fence key and the fence
 // time it holds, zero when the key is empty or holds a marker.
 func (st *Store) fence(ctx context.Context, loginID string) (uint64, time.Time, error) {
-	msg, err := st.stream.GetLastMsgForSubject(ctx, st.subjPre+fenceKey(loginID))
+	msg, err := st.lastMsg(ctx, fenceKey(loginID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, time.Time{}, nil
 	}

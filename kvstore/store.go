@@ -70,7 +70,11 @@ type Store struct {
 	markerTTL time.Duration
 	// orphanGrace: see Config.OrphanGrace.
 	orphanGrace time.Duration
-	records     recordCache
+	// leaderReads sends reads to the stream leader (replicated buckets;
+	// see read.go); servicesBucket names the services bucket for them.
+	leaderReads    bool
+	servicesBucket string
+	records        recordCache
 }
 
 var _ bus.Store = (*Store)(nil)
@@ -111,14 +115,16 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 		return nil, err
 	}
 	return &Store{
-		js:          js,
-		sessions:    sessions,
-		stream:      stream,
-		services:    services,
-		subjPre:     "$KV." + cfg.Bucket + ".",
-		markerTTL:   cfg.MarkerTTL,
-		orphanGrace: cfg.OrphanGrace,
-		records:     newRecordCache(),
+		js:             js,
+		sessions:       sessions,
+		stream:         stream,
+		services:       services,
+		subjPre:        "$KV." + cfg.Bucket + ".",
+		markerTTL:      cfg.MarkerTTL,
+		orphanGrace:    cfg.OrphanGrace,
+		leaderReads:    cfg.Replicas > 1,
+		servicesBucket: cfg.ServicesBucket,
+		records:        newRecordCache(),
 	}, nil
 }
 
