@@ -33,6 +33,9 @@ var loginFlags = []string{"nats-creds", "nats-user", "service-creds", "admin-cre
 type busFlags struct {
 	fs                                                 *pflag.FlagSet
 	url, natsCreds, natsUser, serviceCreds, adminCreds string
+	// tlsCA, tlsCert and tlsKey configure TLS to a bus whose server
+	// requires it (serve --tls-cert).
+	tlsCA, tlsCert, tlsKey string
 	// serviceID is --service-id; asAdmin is set for the commands that have it.
 	serviceID string
 	asAdmin   bool
@@ -45,6 +48,9 @@ func newBusFlags(fs *pflag.FlagSet, asAdmin bool) *busFlags {
 	b := &busFlags{fs: fs, asAdmin: asAdmin}
 	f := envFlags{fs}
 	f.str(&b.url, "nats-url", "NATS_URL", nats.DefaultURL, "NATS URL of the bus")
+	f.str(&b.tlsCA, "tls-ca", "TLS_CA", "", "PEM CA that signed the bus's server certificate (a tls:// URL)")
+	f.str(&b.tlsCert, "tls-client-cert", "TLS_CLIENT_CERT", "", "PEM client certificate, for a bus that requires one (serve --tls-client-ca)")
+	f.str(&b.tlsKey, "tls-client-key", "TLS_CLIENT_KEY", "", "PEM private key of --tls-client-cert")
 	f.str(&b.natsCreds, "nats-creds", "NATS_CREDS", "", "log in with this NATS creds file")
 	f.str(&b.natsUser, "nats-user", "NATS_USER", "", "log in as this NATS user (with the auth callout: a service id), password from $SESSION_BUS_NATS_PASSWORD only")
 	f.str(&b.serviceCreds, "service-creds", "SERVICE_CREDS", "",
@@ -110,6 +116,15 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 		// The command reports what failed; nats.go's default handler would
 		// print a refused publish a second time.
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+	}
+	if b.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(b.tlsCA))
+	}
+	if (b.tlsCert == "") != (b.tlsKey == "") {
+		return nil, "", usagef("--tls-client-cert and --tls-client-key go together")
+	}
+	if b.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(b.tlsCert, b.tlsKey))
 	}
 	var natsLogin nats.Option
 	var credsFile string

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +66,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		if a.ns, err = startEmbedded(cfg, a.keys); err != nil {
 			return nil, err
 		}
-		url = a.ns.ClientURL()
+		// The bus talks to its own server in process: no socket, no TLS
+		// (a tls:// URL would make the client insist on a handshake).
+		url = strings.Replace(a.ns.ClientURL(), "tls://", "nats://", 1)
+		connOpts = append(connOpts, nats.InProcessServer(a.ns))
 	} else if cfg.Auth == AuthNone {
 		connOpts = externalAuth(cfg)
 	}
@@ -115,7 +119,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 // makes sure the admin service exists.
 func (a *App) startAuth(ctx context.Context, url string, log *slog.Logger) error {
 	opts := []auth.Option{auth.WithLogger(log)}
-	sys, err := connect(url, a.keys.SysConnectOptions())
+	sysOpts := a.keys.SysConnectOptions()
+	if a.ns != nil {
+		sysOpts = append(sysOpts, nats.InProcessServer(a.ns))
+	}
+	sys, err := connect(url, sysOpts)
 	if err != nil {
 		// Without the system account, removal ends access when the
 		// service's login token expires instead of at once.
@@ -170,6 +178,14 @@ func startEmbedded(cfg Config, keys *auth.Keys) (*server.Server, error) {
 		SyncAlways: cfg.Sync == SyncAlways,
 		NoSigs:     true, // the process handles signals itself
 		NoLog:      true,
+	}
+	if cfg.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey,
+			CaFile: cfg.TLSClientCA, Verify: cfg.TLSClientCA != ""})
+		if err != nil {
+			return nil, fmt.Errorf("%w: tls: %w", ErrInvalidConfig, err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, cfg.TLSClientCA != "", 2
 	}
 	if keys != nil {
 		if opts, err = auth.ServerOptions(opts, keys); err != nil {

@@ -57,6 +57,13 @@ type Config struct {
 	// development).
 	Auth AuthMode
 
+	// TLSCert and TLSKey (PEM files) make the embedded server accept only
+	// TLS client connections: tokens cross the wire in create and
+	// get_by_token. With TLSClientCA, clients must also present a
+	// certificate signed by that CA. Default: no TLS. The bus's own
+	// connections to its embedded server are in-process and need none.
+	TLSCert, TLSKey, TLSClientCA string
+
 	// Listen is the embedded server's client address. Default 127.0.0.1:4222.
 	Listen string
 	// DataDir holds the embedded server's JetStream data. Default ./session-bus-data.
@@ -143,6 +150,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
 	case c.Evict != "evict" && c.Evict != "refuse":
 		return fmt.Errorf("%w: evict policy must be evict or refuse", ErrInvalidConfig)
+	case (c.TLSCert == "") != (c.TLSKey == "") || (c.TLSClientCA != "" && c.TLSCert == ""):
+		return fmt.Errorf("%w: TLS needs a certificate and its key (and a client CA only with them)", ErrInvalidConfig)
+	case (c.TLSCert != "") && c.NATSURL != "":
+		return fmt.Errorf("%w: TLS options configure the embedded server; an external NATS has its own", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.ServerShutdownTimeout <= 0:
 		return fmt.Errorf("%w: shutdown timeouts must be positive", ErrInvalidConfig)
 	}
