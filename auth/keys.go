@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -275,24 +276,51 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// Registrar registers services; *bus.Manager is one.
+// Registrar registers, verifies and removes services; *bus.Manager is one.
 type Registrar interface {
 	RegisterService(ctx context.Context, cred bus.ServiceCredential, secret string) (string, error)
+	VerifyService(ctx context.Context, serviceID, secret string) (bus.ServiceCredential, error)
+	RemoveService(ctx context.Context, serviceID string) error
 }
 
 var _ Registrar = (*bus.Manager)(nil)
 
-// EnsureAdmin registers the admin service of k ([AdminServiceID], every
-// permission in [AllPermissions], the secret of the admin file) unless a
-// service of that id exists, which is left as it is.
+// EnsureAdmin makes the admin service of k exist as the admin file says
+// ([AdminServiceID], every permission in [AllPermissions], the file's
+// secret). An existing admin record is kept only when the file's secret
+// verifies against it and it holds every permission; any other record
+// (overwritten, tampered with, or left by an older data dir) is replaced,
+// so the admin file always logs in with full rights.
 func EnsureAdmin(ctx context.Context, r Registrar, k *Keys) error {
-	_, err := r.RegisterService(ctx, bus.ServiceCredential{
-		ServiceID:   k.Admin.ServiceID,
-		ServiceName: "session-bus admin",
-		Permissions: AllPermissions,
-	}, k.Admin.Secret)
-	if err != nil && !errors.Is(err, bus.ErrServiceExists) {
-		return fmt.Errorf("auth: register admin: %w", err)
+	want := bus.ServiceCredential{ServiceID: k.Admin.ServiceID, ServiceName: "session-bus admin", Permissions: AllPermissions}
+	_, err := r.RegisterService(ctx, want, k.Admin.Secret)
+	if !errors.Is(err, bus.ErrServiceExists) {
+		if err != nil {
+			return fmt.Errorf("auth: register admin: %w", err)
+		}
+		return nil
+	}
+	cur, err := r.VerifyService(ctx, k.Admin.ServiceID, k.Admin.Secret)
+	if err == nil && hasAll(cur.Permissions, AllPermissions) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, bus.ErrUnauthenticated) && !errors.Is(err, bus.ErrRateLimited) {
+		return fmt.Errorf("auth: verify admin: %w", err)
+	}
+	if err := r.RemoveService(ctx, k.Admin.ServiceID); err != nil {
+		return fmt.Errorf("auth: replace admin: %w", err)
+	}
+	if _, err := r.RegisterService(ctx, want, k.Admin.Secret); err != nil {
+		return fmt.Errorf("auth: replace admin: %w", err)
 	}
 	return nil
+}
+
+func hasAll(have, want []string) bool {
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			return false
+		}
+	}
+	return true
 }
