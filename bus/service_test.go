@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -136,6 +137,9 @@ func TestService_BadInput(t *testing.T) {
 		require.NoError(t, err)
 		return string(b)
 	}
+	cur, err := m.GetSession(ctx, id)
+	require.NoError(t, err)
+	rev := strconv.FormatUint(cur.Revision, 10)
 	before := state()
 	bigLogin := strings.Repeat("x", 5*1024)
 	bigValue := strings.Repeat("v", 900*1024)
@@ -187,6 +191,12 @@ func TestService_BadInput(t *testing.T) {
 		{"stale update", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":1}`, "409", "conflict"},
 		{"update at revision 0", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":0}`, "409", "conflict"},
 		{"update without revision", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{}}`, "400", "invalid_input"},
+		{"field twice", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","login_id":"u2"}`, "400", "invalid_input"},
+		{"field twice in another case", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","LOGIN_ID":"u2"}`, "400", "invalid_input"},
+		{"attribute key twice", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{"k":"a","k":"b"},"revision":` + rev + `}`, "400", "invalid_input"},
+		{"lone high surrogate", subj(bus.MethodCreate, "c"), `{"login_id":"u\ud800","token":"x"}`, "400", "invalid_input"},
+		{"lone low surrogate", subj(bus.MethodGetByToken, "c"), `{"token":"t\udc00"}`, "400", "invalid_input"},
+		{"lone surrogate in attribute key", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{"k\ud800":"v"},"revision":` + rev + `}`, "400", "invalid_input"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
