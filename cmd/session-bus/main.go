@@ -122,6 +122,9 @@ func newServeCmd() *cobra.Command {
 	f.dur(&cfg.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", cfg.RelayLeaseTTL, "after an instance dies, another's event relay takes over within this")
 	f.boolean(&cfg.AuditAccess, "audit-access", "AUDIT_ACCESS", false, "record every read of a session by a service other than its creator (stream SESSION_AUDIT)")
 	f.dur(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, "graceful stop deadline of the bus's parts; past it their connections are closed")
+	maxPendingMiB := int(cfg.MaxPendingBytes >> 20)
+	f.num(&maxPendingMiB, "max-pending-mib", "MAX_PENDING_MIB", maxPendingMiB, "MiB the embedded server buffers for a client that does not read, before cutting it off (memory bound: connections x this)")
+	f.dur(&cfg.WriteDeadline, "write-deadline", "WRITE_DEADLINE", cfg.WriteDeadline, "the embedded server cuts off a client whose socket blocks a write this long")
 	f.dur(&cfg.ServerShutdownTimeout, "server-shutdown-timeout", "SERVER_SHUTDOWN_TIMEOUT", cfg.ServerShutdownTimeout, "stop deadline of the embedded server, after the bus's parts stopped: it writes every stream's and consumer's state")
 	f.str(&logFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
 	f.str(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
@@ -129,6 +132,7 @@ func newServeCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.NATSPassword = env("NATS_PASSWORD")
 		cfg.Sync = app.SyncMode(syncMode)
+		cfg.MaxPendingBytes = int64(maxPendingMiB) << 20
 		cfg.Auth = app.AuthMode(authMode)
 		cfg.Events.Replicas, cfg.Audit.Replicas = cfg.Store.Replicas, cfg.Store.Replicas
 		switch storage {

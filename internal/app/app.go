@@ -178,6 +178,9 @@ func startEmbedded(cfg Config, keys *auth.Keys) (*server.Server, error) {
 		SyncAlways: cfg.Sync == SyncAlways,
 		NoSigs:     true, // the process handles signals itself
 		NoLog:      true,
+		// A client that does not read is cut off before it holds more.
+		MaxPending:    cfg.MaxPendingBytes,
+		WriteDeadline: cfg.WriteDeadline,
 	}
 	if cfg.TLSCert != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey,

@@ -64,6 +64,15 @@ type Config struct {
 	// connections to its embedded server are in-process and need none.
 	TLSCert, TLSKey, TLSClientCA string
 
+	// MaxPendingBytes bounds what the embedded server buffers for one
+	// client that does not read (a service that never reads its replies):
+	// past it, or when a write to it blocks WriteDeadline, the server cuts
+	// the client off as a slow consumer. So the server's memory for
+	// clients is at most connections x MaxPendingBytes. Defaults 8 MiB
+	// (the server's own default is 64 MiB) and 5s.
+	MaxPendingBytes int64
+	WriteDeadline   time.Duration
+
 	// Listen is the embedded server's client address. Default 127.0.0.1:4222.
 	Listen string
 	// DataDir holds the embedded server's JetStream data. Default ./session-bus-data.
@@ -135,6 +144,8 @@ func DefaultConfig() Config {
 		RelayLeaseTTL:         events.DefaultRelayConfig().LeaseTTL,
 		ShutdownTimeout:       10 * time.Second,
 		ServerShutdownTimeout: 30 * time.Second,
+		MaxPendingBytes:       8 << 20,
+		WriteDeadline:         5 * time.Second,
 	}
 }
 
@@ -154,6 +165,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: TLS needs a certificate and its key (and a client CA only with them)", ErrInvalidConfig)
 	case (c.TLSCert != "") && c.NATSURL != "":
 		return fmt.Errorf("%w: TLS options configure the embedded server; an external NATS has its own", ErrInvalidConfig)
+	case c.MaxPendingBytes < 1<<20 || c.WriteDeadline <= 0:
+		return fmt.Errorf("%w: max pending must be at least 1 MiB and the write deadline positive", ErrInvalidConfig)
 	case c.ShutdownTimeout <= 0 || c.ServerShutdownTimeout <= 0:
 		return fmt.Errorf("%w: shutdown timeouts must be positive", ErrInvalidConfig)
 	}
