@@ -97,7 +97,10 @@ type Config struct {
 	// Evict says what happens at MaxSessions: "evict" (oldest) or "refuse".
 	Evict string
 	// TokenKey is the HMAC key of token fingerprints; every bus instance on
-	// one bucket needs the same. Default empty.
+	// one bucket needs the same. Default: the key in <DataDir>/token.key,
+	// generated (32 random bytes, mode 0600) when the sessions bucket is
+	// created; a bucket made by an older release without one keeps using
+	// no key, so its sessions stay readable by token.
 	TokenKey []byte
 	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
 	MaxInFlight int
