@@ -119,7 +119,7 @@ func TestCallout_PermissionMatrix(t *testing.T) {
 		name  string
 		perms []string
 	}
-	grants := []grant{{name: "none"}, {name: "unknown", perms: []string{"custom.thing", "read", "session.*", ">"}}, {name: "all", perms: auth.AllPermissions}}
+	grants := []grant{{name: "none"}, {name: "all", perms: auth.AllPermissions}}
 	for _, p := range auth.AllPermissions {
 		grants = append(grants, grant{name: p, perms: []string{p}})
 	}

@@ -8,36 +8,29 @@ import (
 	"github.com/session-bus/session-bus/bus"
 )
 
-// Permission names a service may hold in its bus.ServiceCredential.
-// [Permissions] turns them into NATS subject permissions; any other string
-// grants nothing (it is kept in the credential and returned by verify).
+// Permission names a service may hold in its bus.ServiceCredential: the
+// bus's own names (bus.PermSessionRead, ...), which bus.RegisterService
+// checks. [Permissions] turns them into NATS subject permissions.
 const (
-	// PermSessionRead allows the read class: get, get_by_token,
-	// get_attribute, list_by_login.
-	PermSessionRead = "session.read"
-	// PermSessionWrite allows the write class: create, update, refresh,
-	// delete, delete_by_token, set_attribute, remove_attribute, delete_all.
-	PermSessionWrite = "session.write"
-	// PermSessionAdmin allows the "sessions" class, reserved for bus-wide
-	// listings, and the micro discovery subjects ($SRV.>) behind
-	// `nats micro ls|info|stats session-bus`.
-	PermSessionAdmin = "session.admin"
-	// PermServiceVerify allows the verify method of the service class.
-	PermServiceVerify = "service.verify"
-	// PermServiceAdmin allows the admin class: register_service,
-	// remove_service, list_services.
-	PermServiceAdmin = "service.admin"
-	// PermEventsSubscribe allows subscribing to change events (session.>)
-	// and consuming the events stream through JetStream. It grants nothing
-	// on the sessions KV bucket.
-	PermEventsSubscribe = "events.subscribe"
+	// PermSessionRead allows the read class; see bus.PermSessionRead.
+	PermSessionRead = bus.PermSessionRead
+	// PermSessionWrite allows the write class; see bus.PermSessionWrite.
+	PermSessionWrite = bus.PermSessionWrite
+	// PermSessionAdmin allows the "sessions" class and $SRV.>; see
+	// bus.PermSessionAdmin.
+	PermSessionAdmin = bus.PermSessionAdmin
+	// PermServiceVerify allows the verify method; see bus.PermServiceVerify.
+	PermServiceVerify = bus.PermServiceVerify
+	// PermServiceAdmin allows the admin class; see bus.PermServiceAdmin.
+	PermServiceAdmin = bus.PermServiceAdmin
+	// PermEventsSubscribe allows the change events; see
+	// bus.PermEventsSubscribe.
+	PermEventsSubscribe = bus.PermEventsSubscribe
 )
 
-// AllPermissions lists every permission [Permissions] knows, in table order.
-var AllPermissions = []string{
-	PermSessionRead, PermSessionWrite, PermSessionAdmin,
-	PermServiceVerify, PermServiceAdmin, PermEventsSubscribe,
-}
+// AllPermissions lists every permission [Permissions] knows, in table
+// order: bus.AllPermissions itself.
+var AllPermissions = bus.AllPermissions
 
 // ClassSessions is the operation class [PermSessionAdmin] grants:
 // "sessionbus.sessions.<method>.<caller>", reserved for bus-wide listings.
@@ -78,7 +71,9 @@ func InboxPrefix(serviceID string) string { return inboxPrefixBase + serviceID }
 // that end in the service's own id,
 // so a service can act only as itself. Nothing grants the sessions KV
 // bucket ($KV.sessions.>, $JS.API.*.KV_sessions...) or any other subject.
-// Unknown and repeated permissions are ignored.
+// Repeated permissions are granted once. Unknown ones (which
+// bus.RegisterService refuses, but a record stored before it did may
+// hold) grant nothing.
 func Permissions(serviceID string, perms []string) jwt.Permissions {
 	return permissions(serviceID, perms, DefaultEventsStream)
 }

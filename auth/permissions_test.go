@@ -1,12 +1,17 @@
 package auth_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/kvstore"
 )
 
 func TestPermissions(t *testing.T) {
@@ -55,6 +60,48 @@ func TestPermissions(t *testing.T) {
 			for _, s := range append(p.Pub.Allow, p.Sub.Allow...) {
 				assert.NotContains(t, s, "KV", "nothing reaches the sessions bucket")
 			}
+		})
+	}
+}
+
+func TestPermissions_AreTheBusNames(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, bus.AllPermissions, auth.AllPermissions)
+	assert.NoError(t, bus.ValidatePermissions(auth.AllPermissions))
+}
+
+// TestCallout_LegacyUnknownPermissions logs in as a service whose record
+// was stored before the bus refused unknown permission names: the names
+// grant nothing, on any class.
+func TestCallout_LegacyUnknownPermissions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	ctx := context.Background()
+	sess, err := e.m.CreateSession(ctx, "someone", "token-of-someone-0123456789")
+	require.NoError(t, err)
+
+	// Straight into the store, as an older bus would have written it.
+	scfg := kvstore.DefaultConfig()
+	scfg.Storage = jetstream.MemoryStorage
+	st, err := kvstore.New(ctx, e.js, scfg)
+	require.NoError(t, err)
+	const id, secret = "svc-legacy", "legacy-secret-0123456789"
+	require.NoError(t, st.CreateService(ctx, bus.ServiceRecord{
+		Credential: bus.ServiceCredential{ServiceID: id, Permissions: []string{"custom.thing", "read", "session.*", ">"}},
+		SecretHash: bus.HashSecret(secret),
+	}))
+
+	sc, err := e.connect(t, id, secret)
+	require.NoError(t, err)
+	c, err := newClient(sc, id)
+	require.NoError(t, err)
+	for _, op := range matrixOps(sess.SessionID) {
+		t.Run(op.name, func(t *testing.T) {
+			if op.raw != nil {
+				op.raw(t, e, sc, id, false)
+				return
+			}
+			require.ErrorIs(t, op.client(ctx, c, id, secret), bus.ErrPermissionDenied)
 		})
 	}
 }

@@ -34,14 +34,14 @@ func TestService_RawJSON(t *testing.T) {
 
 	// Service administration.
 	reg := wantOK(t, req("sessionbus.admin.register_service.admin-svc",
-		`{"service_id":"svc-a","service_name":"Service A","permissions":["read","write"],"secret":"0123456789abcdef"}`))
+		`{"service_id":"svc-a","service_name":"Service A","permissions":["session.read","session.write"],"secret":"0123456789abcdef"}`))
 	assert.Equal(t, map[string]any{"service_id": "svc-a", "secret": "0123456789abcdef"}, reg)
 	gen := wantOK(t, req("sessionbus.admin.register_service.admin-svc", `{"service_id":"svc-b"}`))
 	assert.Len(t, gen["secret"], 43, "generated secret")
 	wantErr(t, req("sessionbus.admin.register_service.admin-svc", `{"service_id":"svc-b"}`), "409", "service_exists")
 	cred := wantOK(t, req("sessionbus.service.verify.svc-a", `{"service_id":"svc-a","secret":"0123456789abcdef"}`))
 	assert.Equal(t, "Service A", cred["service_name"])
-	assert.Equal(t, []any{"read", "write"}, cred["permissions"])
+	assert.Equal(t, []any{"session.read", "session.write"}, cred["permissions"])
 	assert.NotContains(t, cred, "secret")
 	wantErr(t, req("sessionbus.service.verify.svc-a", `{"service_id":"svc-a","secret":"wrong-secret-0000"}`), "401", "unauthenticated")
 	list := wantOK(t, req("sessionbus.admin.list_services.admin-svc", `{}`))
@@ -174,6 +174,7 @@ func TestService_BadInput(t *testing.T) {
 		{"update without attributes", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","revision":1}`, "400", "invalid_input"},
 		{"update bad time", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":1,"create_time":"yesterday"}`, "400", "invalid_input"},
 		{"mistyped permissions", subj(bus.MethodRegisterService, "c"), `{"service_id":"svc-x","permissions":"all"}`, "400", "invalid_input"},
+		{"unknown permission", subj(bus.MethodRegisterService, "c"), `{"service_id":"svc-x","permissions":["session.read","session.reed"]}`, "400", "invalid_input"},
 		{"unknown field", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","service_id":"evil"}`, "400", "invalid_input"},
 		{"invalid UTF-8", subj(bus.MethodCreate, "c"), "{\"login_id\":\"u\xff\",\"token\":\"x\"}", "400", "invalid_input"},
 		{"invalid UTF-8 in key", subj(bus.MethodSetAttribute, "c"), "{\"session_id\":\"" + id + "\",\"key\":\"\xc3\",\"value\":\"v\"}", "400", "invalid_input"},

@@ -21,9 +21,14 @@ const (
 // RegisterService registers a service and returns its secret: the one
 // given, or, when secret is empty, one generated with crypto/rand. The
 // secret is stored only as an argon2id hash and never returned again.
-// Errors: [ErrInvalidInput], [ErrServiceExists].
+// Every permission must be one of [AllPermissions]: a misspelt name would
+// be stored and grant nothing. Errors: [ErrInvalidInput] (naming an
+// unknown permission), [ErrTooLarge], [ErrServiceExists].
 func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, secret string) (string, error) {
 	if err := ValidateServiceID(cred.ServiceID); err != nil {
+		return "", err
+	}
+	if err := ValidatePermissions(cred.Permissions); err != nil {
 		return "", err
 	}
 	secret, err := checkSecret(secret)

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,39 @@ func TestManager_RotateService(t *testing.T) {
 
 	_, err = m.RotateService(ctx, "nobody", "", 0)
 	require.ErrorIs(t, err, ErrServiceNotFound)
+}
+
+func TestManager_RegisterService_Permissions(t *testing.T) {
+	m, _, _ := newTestManager(t, time.Hour)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		givePerms []string
+		wantErr   string // "" for success, else the name the error must mention
+	}{
+		{name: "none"},
+		{name: "every one", givePerms: AllPermissions},
+		{name: "repeated", givePerms: []string{PermSessionRead, PermSessionRead}},
+		{name: "misspelt", givePerms: []string{PermSessionWrite, "session.reed"}, wantErr: "session.reed"},
+		{name: "old short name", givePerms: []string{"read"}, wantErr: "read"},
+		{name: "wildcard", givePerms: []string{"session.*"}, wantErr: "session.*"},
+		{name: "other case", givePerms: []string{"Session.Read"}, wantErr: "Session.Read"},
+		{name: "empty", givePerms: []string{""}, wantErr: `""`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("svc-%d", i)
+			_, err := m.RegisterService(ctx, ServiceCredential{ServiceID: id, Permissions: tt.givePerms}, "")
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidInput)
+			assert.Contains(t, err.Error(), tt.wantErr)
+			_, err = m.store.GetService(ctx, id)
+			require.ErrorIs(t, err, ErrServiceNotFound, "nothing stored")
+		})
+	}
 }
 
 func TestManager_VerifyRateLimit(t *testing.T) {

@@ -70,11 +70,11 @@ func TestClient_RoundTrip(t *testing.T) {
 	_, err = c.CreateSession(ctx, "u.1 *>", "tok")
 	require.ErrorIs(t, err, bus.ErrTokenInUse)
 
-	secret, err := c.RegisterService(ctx, bus.ServiceCredential{ServiceID: "svc-b", Permissions: []string{"read"}}, "")
+	secret, err := c.RegisterService(ctx, bus.ServiceCredential{ServiceID: "svc-b", Permissions: []string{bus.PermSessionRead}}, "")
 	require.NoError(t, err)
 	cred, err := c.VerifyService(ctx, "svc-b", secret)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"read"}, cred.Permissions)
+	assert.Equal(t, []string{bus.PermSessionRead}, cred.Permissions)
 	_, err = c.VerifyService(ctx, "svc-b", "wrong-wrong-wrong")
 	require.ErrorIs(t, err, bus.ErrUnauthenticated)
 	list, err := c.ListServices(ctx)

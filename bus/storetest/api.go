@@ -245,7 +245,7 @@ func testInvalidInput(t *testing.T, api bus.Sessions) {
 func testServices(t *testing.T, api bus.Sessions) {
 	ctx := ctxFor(t)
 	secret, err := api.RegisterService(ctx, bus.ServiceCredential{ServiceID: "order-api", ServiceName: "Order API",
-		Permissions: []string{"session.read", "custom.thing"}}, "")
+		Permissions: []string{"session.read", "events.subscribe"}}, "")
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, len(secret), 32, "a generated secret is long")
 	_, err = api.RegisterService(ctx, bus.ServiceCredential{ServiceID: "order-api"}, "")
@@ -254,7 +254,7 @@ func testServices(t *testing.T, api bus.Sessions) {
 	cred, err := api.VerifyService(ctx, "order-api", secret)
 	require.NoError(t, err)
 	assert.Equal(t, "Order API", cred.ServiceName)
-	assert.Equal(t, []string{"session.read", "custom.thing"}, cred.Permissions, "unknown permissions are kept")
+	assert.Equal(t, []string{"session.read", "events.subscribe"}, cred.Permissions, "permissions are kept as given")
 	_, err = api.VerifyService(ctx, "order-api", secret+"x")
 	require.ErrorIs(t, err, bus.ErrUnauthenticated)
 	_, err = api.VerifyService(ctx, "nobody", secret)
