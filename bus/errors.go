@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"strings"
 )
 
 // Sentinel errors. Each maps to a stable wire code (see [Code]) and back, so
@@ -95,4 +96,45 @@ func ErrorForCode(name string) error {
 		}
 	}
 	return ErrInternal
+}
+
+// pkgPrefixes are the package prefixes Go error texts start their parts
+// with: they name code, not the problem, and stay off the wire.
+var pkgPrefixes = []string{"bus: ", "kvstore: ", "events: ", "auth: ", "client: ", "json: ", "nats: ", "jetstream: "}
+
+// ErrorMessage returns the message an error reply carries for err: the
+// text of the sentinel that gives its code, without the "bus: " prefix
+// ("session not found"), followed by what err says after that sentinel,
+// with package prefixes removed (`invalid input: field "token" is
+// required`). What wrappers put before the sentinel, such as a store's
+// operation and keys, is left out. Internal errors (every 500) say only
+// "internal error". Package client turns the message back into the
+// sentinel's error, so errors.Is and Error() match the in-process ones.
+func ErrorMessage(err error) string {
+	code := CodeOf(err)
+	if code.Status >= 500 && code != CodeOf(ErrUnavailable) {
+		return sentence(ErrInternal)
+	}
+	sentinel := ErrorForCode(code.Name)
+	text, name := err.Error(), sentinel.Error()
+	i := strings.LastIndex(text, name)
+	if i < 0 {
+		return sentence(sentinel)
+	}
+	detail := text[i+len(name):]
+	for changed := true; changed; {
+		changed = false
+		for _, p := range pkgPrefixes {
+			if strings.Contains(detail, ": "+p) {
+				detail = strings.ReplaceAll(detail, ": "+p, ": ")
+				changed = true
+			}
+		}
+	}
+	return sentence(sentinel) + detail
+}
+
+// sentence is a sentinel's text without the package prefix.
+func sentence(sentinel error) string {
+	return strings.TrimPrefix(sentinel.Error(), "bus: ")
 }

@@ -250,14 +250,14 @@ func (s *Service) handler(c Class) micro.HandlerFunc {
 		s.mu.RLock()
 		if s.finished {
 			s.mu.RUnlock()
-			s.refuse(req, st, "bus: unavailable: service is stopping")
+			s.refuse(req, st, "service is stopping")
 			return
 		}
 		select {
 		case s.sem <- struct{}{}:
 		default:
 			s.mu.RUnlock()
-			s.refuse(req, st, "bus: unavailable: too many requests in flight")
+			s.refuse(req, st, "too many requests in flight")
 			return
 		}
 		s.wg.Add(1)
@@ -275,13 +275,14 @@ func (s *Service) handler(c Class) micro.HandlerFunc {
 }
 
 // refuse answers 503 at once, from micro's handler goroutine, so micro
-// counts it in num_errors.
-func (s *Service) refuse(req micro.Request, st *endpointStats, msg string) {
+// counts it in num_errors. why completes "unavailable: ...".
+func (s *Service) refuse(req micro.Request, st *endpointStats, why string) {
 	st.rejected.Add(1)
 	if req.Reply() == "" {
 		return
 	}
 	code := CodeOf(ErrUnavailable)
+	msg := ErrorMessage(fmt.Errorf("%w: %s", ErrUnavailable, why))
 	body, _ := json.Marshal(ErrorReply{Error: ErrorBody{Code: code.Name, Message: msg}})
 	if err := req.Error(strconv.Itoa(code.Status), msg, body); err != nil {
 		s.log.Warn("reply failed", keySubject, req.Subject(), keyErr, err)
@@ -339,7 +340,7 @@ func (s *Service) run(c Class, req micro.Request) (Method, string, any, error) {
 		return method, caller, nil, fmt.Errorf("%w: no method %q in class %q", ErrUnknownOperation, truncate(string(method), 64), c)
 	}
 	if err := ValidateServiceID(caller); err != nil {
-		return method, caller, nil, fmt.Errorf("caller in subject: %w", err)
+		return method, caller, nil, fmt.Errorf("%w (the caller token of the subject)", err)
 	}
 	if n := len(req.Data()); n > s.o.maxRequestBytes {
 		return method, caller, nil, fmt.Errorf("%w: request body is %d bytes, limit %d", ErrTooLarge, n, s.o.maxRequestBytes)
@@ -356,18 +357,16 @@ func (s *Service) run(c Class, req micro.Request) (Method, string, any, error) {
 	return method, caller, reply, nil
 }
 
-// errorMsg builds an error reply: status and message in the micro error
-// headers, and {"error":{"code","message"}} in the body. Internal errors
-// carry no detail.
+// errorMsg builds an error reply: status and message (see [ErrorMessage])
+// in the micro error headers, and {"error":{"code","message"}} in the
+// body. Internal errors carry no detail; they are logged here.
 func (s *Service) errorMsg(err error) *nats.Msg {
 	code := CodeOf(err)
-	msg := err.Error()
 	if code.Status >= 500 && !errors.Is(err, ErrUnavailable) {
 		s.log.Error("request failed", keyCode, code.Name, keyErr, err)
-		msg = ErrInternal.Error()
 		code = CodeOf(ErrInternal)
 	}
-	msg = headerSafe(msg)
+	msg := headerSafe(ErrorMessage(err))
 	body, _ := json.Marshal(ErrorReply{Error: ErrorBody{Code: code.Name, Message: msg}})
 	return &nats.Msg{
 		Header: nats.Header{

@@ -63,6 +63,9 @@ func wantErr(tb testing.TB, msg *nats.Msg, status, code string) {
 	require.NoError(tb, json.Unmarshal(msg.Data, &body), "body %s", msg.Data)
 	require.Equal(tb, code, body.Error.Code)
 	require.Equal(tb, msg.Header.Get(micro.ErrorHeader), body.Error.Message)
+	for _, prefix := range []string{"bus: ", "kvstore: ", "events: ", "json: "} {
+		require.NotContains(tb, body.Error.Message, prefix, "a package prefix on the wire")
+	}
 }
 
 func subj(m bus.Method, caller string) string {

@@ -426,3 +426,46 @@ func TestNewService_InvalidConfig(t *testing.T) {
 	_, err := bus.NewService(nil, m)
 	require.ErrorIs(t, err, bus.ErrInvalidConfig)
 }
+
+// TestService_ErrorMessages checks that error replies read as sentences:
+// no Go package prefixes, no store keys, the detail kept.
+func TestService_ErrorMessages(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	ctx := context.Background()
+	st, err := kvstore.New(ctx, natstest.JetStream(t, srv), kvstore.DefaultConfig())
+	require.NoError(t, err)
+	m := newManager(t, st)
+	runService(t, srv, m)
+	nc := natstest.Connect(t, srv)
+	s, err := m.CreateSession(ctx, "u1", "t1")
+	require.NoError(t, err)
+	id := s.SessionID
+
+	tests := []struct {
+		name     string
+		giveSubj string
+		giveBody string
+		wantCode string
+		wantMsg  string
+	}{
+		{"not found", subj(bus.MethodGet, "c"), `{"session_id":"00000000-0000-4000-8000-000000000000"}`, "not_found", "session not found"},
+		{"missing field", subj(bus.MethodGet, "c"), `{}`, "invalid_input", `invalid input: field "session_id" is required`},
+		{"unknown field", subj(bus.MethodGet, "c"), `{"session_id":"` + id + `","x":1}`, "invalid_input", `invalid input: unknown field "x"`},
+		{"bad caller", "sessionbus.read.get.c$x", `{"session_id":"` + id + `"}`, "invalid_input",
+			"invalid input: service_id may hold only letters, digits, '-' and '_' (the caller token of the subject)"},
+		{"token in use", subj(bus.MethodCreate, "c"), `{"login_id":"u2","token":"t1"}`, "token_in_use", "token already in use"},
+		{"stale update", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":1000}`, "conflict", "conflict: session changed since revision 1000"},
+		{"unknown operation", "sessionbus.read.frobnicate.c", `{}`, "unknown_operation", `unknown operation: no method "frobnicate" in class "read"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := request(t, nc, tt.giveSubj, []byte(tt.giveBody))
+			var body bus.ErrorReply
+			require.NoError(t, json.Unmarshal(msg.Data, &body), "body %s", msg.Data)
+			assert.Equal(t, tt.wantCode, body.Error.Code)
+			assert.Equal(t, tt.wantMsg, body.Error.Message)
+			assert.Equal(t, tt.wantMsg, msg.Header.Get("Nats-Service-Error"))
+		})
+	}
+}

@@ -243,7 +243,7 @@ func jsonErr(err error) error {
 	}
 	// Unknown fields and time formats: the decoder's message names the
 	// field with %q and holds no value.
-	return fmt.Errorf("%w: %s", ErrInvalidInput, err.Error())
+	return fmt.Errorf("%w: %s", ErrInvalidInput, strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func jsonKind(goKind string) string {

@@ -165,8 +165,13 @@ func replyErr(method bus.Method, status string, msg *nats.Msg) error {
 	if errors.Is(sentinel, bus.ErrInternal) && body.Error.Code != bus.CodeOf(bus.ErrInternal).Name {
 		sentinel = errorForStatus(status) // a code newer than this client
 	}
-	if rest, ok := strings.CutPrefix(body.Error.Message, sentinel.Error()); ok {
-		return fmt.Errorf("%w%s", sentinel, rest)
+	// The message starts with the sentinel's sentence (bus.ErrorMessage),
+	// or, from older buses, with its whole text ("bus: ...").
+	for _, head := range []string{bus.ErrorMessage(sentinel), sentinel.Error()} {
+		rest, ok := strings.CutPrefix(body.Error.Message, head)
+		if ok && (rest == "" || rest[0] == ':' || rest[0] == ' ') {
+			return fmt.Errorf("%w%s", sentinel, rest)
+		}
 	}
 	return fmt.Errorf("%w: %s", sentinel, body.Error.Message)
 }
