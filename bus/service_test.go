@@ -469,3 +469,26 @@ func TestService_ErrorMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestService_VerifyRateLimitPerCaller: a service that keeps failing to
+// verify admin is refused, and another service verifies admin at once.
+func TestService_VerifyRateLimitPerCaller(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	m := newManager(t, bus.NewMemoryStore())
+	runService(t, srv, m)
+	nc := natstest.Connect(t, srv)
+	secret, err := m.RegisterService(context.Background(), bus.ServiceCredential{ServiceID: "admin", Permissions: bus.AllPermissions}, "")
+	require.NoError(t, err)
+	wrong := []byte(`{"service_id":"admin","secret":"wrong-secret-wrong-secret"}`)
+	right := []byte(fmt.Sprintf(`{"service_id":"admin","secret":%q}`, secret))
+
+	for range 5 {
+		wantErr(t, request(t, nc, subj(bus.MethodVerify, "svc-a"), wrong), "401", "unauthenticated")
+	}
+	wantErr(t, request(t, nc, subj(bus.MethodVerify, "svc-a"), right), "429", "rate_limited")
+	cred := wantOK(t, request(t, nc, subj(bus.MethodVerify, "svc-b"), right))
+	assert.Equal(t, "admin", cred["service_id"])
+	_, err = m.VerifyService(bus.ContextWithRemote(context.Background(), "10.0.0.7"), "admin", secret)
+	require.NoError(t, err, "a login of admin is not locked out")
+}

@@ -65,16 +65,16 @@ func checkSecret(secret string) (string, error) {
 
 // VerifyService checks a service's secret and returns its credential
 // (never the secret). Unknown ids and wrong secrets fail alike, with
-// [ErrUnauthenticated], after the same hashing work. After 5 failures for
-// one id within a minute, it fails with [ErrRateLimited] until the minute
-// is over (counted per bus process, and per remote address when the ctx
-// carries one: see [ContextWithRemote]).
+// [ErrUnauthenticated], after the same hashing work. After 5 failures of
+// one caller for one id within a minute, that caller gets
+// [ErrRateLimited] for that id until the minute is over. A caller is the
+// acting service in ctx (see [ContextWithService]; the NATS service sets
+// it) and the remote address in ctx (see [ContextWithRemote]; the auth
+// callout sets it for logins): one caller's failures never lock out
+// another. Counted per bus process, in bounded memory.
 func (m *Manager) VerifyService(ctx context.Context, serviceID, secret string) (ServiceCredential, error) {
 	now := m.o.now()
-	limitKey := serviceID
-	if addr := remoteFromContext(ctx); addr != "" {
-		limitKey += "@" + addr
-	}
+	limitKey := verifyKeyOf(ctx, serviceID)
 	if m.limiter.blocked(limitKey, now) {
 		return ServiceCredential{}, ErrRateLimited
 	}

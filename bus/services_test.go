@@ -104,6 +104,89 @@ func TestManager_VerifyRateLimit(t *testing.T) {
 	require.NoError(t, err, "another host is not locked out")
 }
 
+// TestManager_VerifyRateLimitPerCaller: one caller's failures lock out
+// that caller only, never another service or host verifying the same id.
+func TestManager_VerifyRateLimitPerCaller(t *testing.T) {
+	m, _, clk := newTestManager(t, time.Hour)
+	ctx := context.Background()
+	secret, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "admin", Permissions: AllPermissions}, "")
+	require.NoError(t, err)
+	const wrong = "wrong-secret-wrong-secret"
+
+	svcA := ContextWithService(ctx, "svc-a")
+	for range verifyMaxFailures {
+		_, err = m.VerifyService(svcA, "admin", wrong)
+		require.ErrorIs(t, err, ErrUnauthenticated)
+	}
+	_, err = m.VerifyService(svcA, "admin", secret)
+	require.ErrorIs(t, err, ErrRateLimited, "svc-a is locked out of verifying admin")
+
+	_, err = m.VerifyService(ContextWithService(ctx, "svc-b"), "admin", secret)
+	require.NoError(t, err, "another service verifies admin at once")
+	_, err = m.VerifyService(ContextWithRemote(ctx, "10.0.0.7"), "admin", secret)
+	require.NoError(t, err, "a login of admin from a host is not locked out")
+	_, err = m.VerifyService(ctx, "admin", secret)
+	require.NoError(t, err, "nor an in-process check")
+	_, err = m.VerifyService(ContextWithRemote(svcA, "10.0.0.7"), "admin", secret)
+	require.NoError(t, err, "svc-a from a named host is another window")
+
+	// A host's failures stay with that host.
+	host := ContextWithRemote(ctx, "10.0.0.66")
+	for range verifyMaxFailures {
+		_, err = m.VerifyService(host, "admin", wrong)
+		require.ErrorIs(t, err, ErrUnauthenticated)
+	}
+	_, err = m.VerifyService(host, "admin", secret)
+	require.ErrorIs(t, err, ErrRateLimited)
+	_, err = m.VerifyService(ContextWithService(ctx, "svc-b"), "admin", secret)
+	require.NoError(t, err)
+	_, err = m.VerifyService(ContextWithRemote(ctx, "10.0.0.67"), "admin", secret)
+	require.NoError(t, err)
+
+	clk.advance(verifyWindow)
+	_, err = m.VerifyService(svcA, "admin", secret)
+	require.NoError(t, err, "after the window")
+}
+
+func TestVerifyLimiter_Bounded(t *testing.T) {
+	var l verifyLimiter
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := ContextWithService(context.Background(), "attacker")
+	locked := verifyKeyOf(ContextWithRemote(context.Background(), "10.0.0.1"), "admin")
+	for range verifyMaxFailures {
+		l.fail(locked, now)
+	}
+	require.True(t, l.blocked(locked, now))
+
+	// A spray of ids, long and invalid ones included, within the window.
+	for i := range 3 * verifyMaxTracked {
+		id := fmt.Sprintf("svc-%d", i)
+		if i%1000 == 0 {
+			id = strings.Repeat("x", 1<<16) + id // not a valid id
+		}
+		l.fail(verifyKeyOf(ctx, id), now)
+		require.LessOrEqual(t, len(l.fails), verifyMaxTracked)
+	}
+	assert.True(t, l.blocked(locked, now), "a running lockout outlives the spray")
+	for k := range l.fails {
+		assert.LessOrEqual(t, len(k.target)+len(k.caller)+len(k.remote), 2*MaxServiceIDBytes+maxRemoteBytes+3)
+	}
+
+	// Windows that ended make room before running ones.
+	later := now.Add(verifyWindow)
+	for i := range verifyMaxTracked {
+		l.fail(verifyKeyOf(ctx, fmt.Sprintf("later-%d", i)), later)
+	}
+	ended := 0
+	for _, w := range l.fails {
+		if w.start.Before(later) {
+			ended++
+		}
+	}
+	assert.Zero(t, ended, "windows that ended are kept")
+	assert.Equal(t, verifyMaxTracked, len(l.fails), "every running window is kept")
+}
+
 func TestManager_ServiceAudit(t *testing.T) {
 	var got []ServiceEvent
 	m, _, _ := newTestManager(t, time.Hour, WithServiceAudit(func(_ context.Context, e ServiceEvent) { got = append(got, e) }))
