@@ -24,7 +24,7 @@ const ServiceName = "session-bus"
 
 // ServiceVersion is the SemVer version of the wire protocol the service
 // serves, reported by `nats micro info`.
-const ServiceVersion = "0.3.0"
+const ServiceVersion = "0.4.0"
 
 // Service defaults, set here and only here.
 const (

@@ -32,7 +32,7 @@ func TestApp_SlowConsumerIsCutOff(t *testing.T) {
 	addr := strings.TrimPrefix(a.ClientURL(), "nats://")
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_, err = conn.Write([]byte("CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n"))
 	require.NoError(t, err)
 	r := bufio.NewReader(conn)
