@@ -58,6 +58,7 @@ type Service struct {
 
 	mu       sync.RWMutex
 	finished bool // set by Close: no request starts after it
+	callers  callerSlots
 	wg       sync.WaitGroup
 
 	closeOnce sync.Once
@@ -66,6 +67,7 @@ type Service struct {
 
 type serviceOptions struct {
 	maxInFlight     int
+	maxPerCaller    int // 0: half of maxInFlight
 	maxRequestBytes int
 	requestTimeout  time.Duration
 	logger          *slog.Logger
@@ -82,6 +84,20 @@ func WithMaxInFlight(n int) ServiceOption {
 			return fmt.Errorf("%w: max in flight must be at least 1", ErrInvalidConfig)
 		}
 		o.maxInFlight = n
+		return nil
+	}
+}
+
+// WithMaxInFlightPerCaller bounds the requests of one caller (the service
+// named by the subject) handled at once, so one service's burst cannot
+// take every slot and make other services' requests fail; more are
+// refused with 503. Default: half of max in flight (at least 1).
+func WithMaxInFlightPerCaller(n int) ServiceOption {
+	return func(o *serviceOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max in flight per caller must be at least 1", ErrInvalidConfig)
+		}
+		o.maxPerCaller = n
 		return nil
 	}
 }
@@ -166,6 +182,9 @@ func NewService(nc *nats.Conn, m *Manager, opts ...ServiceOption) (*Service, err
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if o.maxPerCaller == 0 {
+		o.maxPerCaller = max(o.maxInFlight/2, 1)
 	}
 	s := &Service{
 		nc:    nc,
@@ -253,9 +272,16 @@ func (s *Service) handler(c Class) micro.HandlerFunc {
 			s.refuse(req, st, "service is stopping")
 			return
 		}
+		_, _, caller, _ := parseSubject(req.Subject()) // a bad subject is answered by serve
+		if !s.callers.acquire(caller, s.o.maxPerCaller) {
+			s.mu.RUnlock()
+			s.refuse(req, st, "too many requests in flight for this caller")
+			return
+		}
 		select {
 		case s.sem <- struct{}{}:
 		default:
+			s.callers.release(caller)
 			s.mu.RUnlock()
 			s.refuse(req, st, "too many requests in flight")
 			return
@@ -267,6 +293,7 @@ func (s *Service) handler(c Class) micro.HandlerFunc {
 			defer func() {
 				st.inFlight.Add(-1)
 				<-s.sem
+				s.callers.release(caller)
 				s.wg.Done()
 			}()
 			s.serve(c, req, st)
@@ -443,4 +470,34 @@ func (s *Service) awaitDelivered() {
 	case <-t.C:
 		s.log.Warn("close did not see all deliveries in time")
 	}
+}
+
+// callerSlots counts the requests in flight per caller.
+type callerSlots struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes a slot for caller unless it already holds limit.
+func (c *callerSlots) acquire(caller string, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	if c.n[caller] >= limit {
+		return false
+	}
+	c.n[caller]++
+	return true
+}
+
+func (c *callerSlots) release(caller string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[caller] <= 1 {
+		delete(c.n, caller) // the map holds only callers with requests in flight
+		return
+	}
+	c.n[caller]--
 }

@@ -106,7 +106,7 @@ func (g *gateStore) waitEntered(tb testing.TB, n int) {
 	for range n {
 		select {
 		case <-g.entered:
-		case <-time.After(5 * time.Second):
+		case <-time.After(natstest.Patience):
 			tb.Fatal("calls did not reach the store")
 		}
 	}

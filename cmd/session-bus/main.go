@@ -117,6 +117,7 @@ func newServeCmd() *cobra.Command {
 	f.str(&cfg.Evict, "max-sessions-policy", "MAX_SESSIONS_POLICY", cfg.Evict, "at max-sessions: evict (the oldest) or refuse (the new one)")
 	f.str(&tokenKeyHex, "token-key", "TOKEN_KEY", "", "hex HMAC key for token fingerprints; the same on every instance (prefer the environment variable)")
 	f.num(&cfg.MaxInFlight, "max-in-flight", "MAX_IN_FLIGHT", cfg.MaxInFlight, "concurrent requests per process; beyond it callers get 503")
+	f.num(&cfg.MaxInFlightPerCaller, "max-in-flight-per-caller", "MAX_IN_FLIGHT_PER_CALLER", 0, "one calling service's share of --max-in-flight, so its burst cannot fail others' requests; 0 for half")
 	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
 	f.dur(&cfg.Events.MaxAge, "events-max-age", "EVENTS_MAX_AGE", cfg.Events.MaxAge, "how long events are kept: how long a durable listener may be down")
 	f.dur(&cfg.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", cfg.RelayLeaseTTL, "after an instance dies, another's event relay takes over within this")

@@ -113,7 +113,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
 	}
-	if a.service, err = bus.NewService(a.nc, a.manager, bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log)); err != nil {
+	svcOpts := []bus.ServiceOption{bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log)}
+	if cfg.MaxInFlightPerCaller > 0 {
+		svcOpts = append(svcOpts, bus.WithMaxInFlightPerCaller(cfg.MaxInFlightPerCaller))
+	}
+	if a.service, err = bus.NewService(a.nc, a.manager, svcOpts...); err != nil {
 		return nil, err
 	}
 	if cfg.Auth == AuthCallout {

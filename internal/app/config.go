@@ -104,6 +104,9 @@ type Config struct {
 	TokenKey []byte
 	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxInFlightPerCaller bounds one calling service's share of
+	// MaxInFlight. Default 0: half of MaxInFlight.
+	MaxInFlightPerCaller int
 
 	// Events is the events stream (name, retention, replicas).
 	Events events.StreamConfig
