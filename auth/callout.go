@@ -361,7 +361,7 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) string {
 		}
 		switch {
 		case errors.Is(err, bus.ErrUnauthenticated), errors.Is(err, bus.ErrRateLimited):
-			c.log.Info("login refused", keyServiceID, logged)
+			c.log.Debug("login refused", keyServiceID, logged) // the bus logs failures as counts per minute
 		default:
 			c.log.Warn("login check failed", keyServiceID, logged, keyErr, err)
 		}

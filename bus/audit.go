@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -12,6 +13,10 @@ type ServiceEvent struct {
 	ServiceID string    `json:"service_id"`
 	Actor     string    `json:"actor"` // the acting service
 	Time      time.Time `json:"time"`
+	// Count, for verify_failed, is how many verifications of ServiceID
+	// failed in the current minute so far: a record is written at the
+	// 1st, 10th, 100th, ... failure of a minute, not for every one.
+	Count int `json:"count,omitempty"`
 }
 
 // Service event types.
@@ -55,6 +60,55 @@ func (m *Manager) auditService(ctx context.Context, typ, serviceID string) {
 	if m.o.serviceAudit != nil {
 		m.o.serviceAudit(ctx, ServiceEvent{Type: typ, ServiceID: serviceID, Actor: m.caller(ctx), Time: m.o.now().UTC()})
 	}
+}
+
+// reportFailedVerify counts a failed verification (a wrong secret, an
+// unknown id, or one refused by the rate limit) and logs and audits it as
+// a count per minute: at the 1st, 10th, 100th, ... failure of a service id
+// in that minute. So a flood of bad logins writes a handful of lines and
+// records, not one each, and the first one is seen at once.
+func (m *Manager) reportFailedVerify(ctx context.Context, serviceID string) {
+	id := sanitizeID(serviceID)
+	n := m.failures.add(id, m.o.now())
+	if !isPowerOfTen(n) {
+		return
+	}
+	m.log.Info("service verifications failed", keyServiceID, id, "count_this_minute", n)
+	if m.o.serviceAudit != nil && ValidateServiceID(serviceID) == nil {
+		m.o.serviceAudit(ctx, ServiceEvent{Type: ServiceVerifyFailed, ServiceID: serviceID, Actor: m.caller(ctx),
+			Time: m.o.now().UTC(), Count: n})
+	}
+}
+
+func isPowerOfTen(n int) bool {
+	for n >= 10 && n%10 == 0 {
+		n /= 10
+	}
+	return n == 1
+}
+
+// failureCounts counts failed verifications per service id per minute, in
+// bounded memory.
+type failureCounts struct {
+	mu sync.Mutex
+	m  map[string]*failureWindow
+}
+
+// add counts one failure of id at now and returns the count in its
+// current window.
+func (f *failureCounts) add(id string, now time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) >= verifyMaxTracked {
+		f.m = map[string]*failureWindow{} // start over: at worst a count restarts at 1
+	}
+	w, ok := f.m[id]
+	if !ok || now.Sub(w.start) >= verifyWindow {
+		w = &failureWindow{start: now}
+		f.m[id] = w
+	}
+	w.n++
+	return w.n
 }
 
 func (m *Manager) auditAccess(ctx context.Context, s *Session) {

@@ -38,6 +38,9 @@ type Manager struct {
 	// queued holds the writes waiting for a stripe (see mutate).
 	queued  [256]writeQueue
 	limiter verifyLimiter
+	// failures counts failed verifications per id and minute, for logs
+	// and audit records that count instead of repeating.
+	failures failureCounts
 	// tokens remembers token fingerprint -> session id: a user's token
 	// maps to one session for the session's whole life, so a hit saves
 	// the index read. A stale entry is caught by the fingerprint check.

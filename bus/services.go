@@ -76,15 +76,13 @@ func (m *Manager) VerifyService(ctx context.Context, serviceID, secret string) (
 	now := m.o.now()
 	limitKey := verifyKeyOf(ctx, serviceID)
 	if m.limiter.blocked(limitKey, now) {
+		m.reportFailedVerify(ctx, serviceID)
 		return ServiceCredential{}, ErrRateLimited
 	}
 	cred, err := m.verify(ctx, serviceID, secret, now)
 	if errors.Is(err, ErrUnauthenticated) {
 		m.limiter.fail(limitKey, now)
-		if ValidateServiceID(serviceID) == nil {
-			m.auditService(ctx, ServiceVerifyFailed, serviceID)
-		}
-		m.log.Info("service verification failed", keyServiceID, sanitizeID(serviceID))
+		m.reportFailedVerify(ctx, serviceID)
 	}
 	if err == nil {
 		m.limiter.reset(limitKey)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +307,38 @@ func BenchmarkVerifyService(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestManager_FailedVerifiesAreCounted: a flood of failed verifications of
+// one id is audited as counts (the 1st, 10th, ... of a minute), not one
+// record each; another id is counted apart.
+func TestManager_FailedVerifiesAreCounted(t *testing.T) {
+	var mu sync.Mutex
+	var got []ServiceEvent
+	m, _, clk := newTestManager(t, time.Hour, WithServiceAudit(func(_ context.Context, e ServiceEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, e)
+	}))
+	ctx := context.Background()
+	_, err := m.RegisterService(ctx, ServiceCredential{ServiceID: "pay"}, "")
+	require.NoError(t, err)
+	for i := range 25 {
+		// Blocked attempts (after 5 from one caller) count too.
+		_, err := m.VerifyService(ContextWithService(ctx, fmt.Sprintf("caller-%d", i%2)), "pay", "wrong-secret-0123456789")
+		require.Error(t, err)
+	}
+	_, err = m.VerifyService(ctx, "other", "wrong-secret-0123456789")
+	require.ErrorIs(t, err, ErrUnauthenticated)
+	clk.advance(time.Minute)
+	_, err = m.VerifyService(ctx, "pay", "wrong-secret-0123456789")
+	require.ErrorIs(t, err, ErrUnauthenticated)
+
+	var counts []string
+	for _, e := range got {
+		if e.Type == ServiceVerifyFailed {
+			counts = append(counts, fmt.Sprintf("%s:%d", e.ServiceID, e.Count))
+		}
+	}
+	assert.Equal(t, []string{"pay:1", "pay:10", "other:1", "pay:1"}, counts, "a new minute counts from 1")
 }

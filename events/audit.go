@@ -25,13 +25,16 @@ type AuditConfig struct {
 	Stream string
 	// MaxAge is how long records are kept. Default 7 days.
 	MaxAge time.Duration
+	// MaxBytes bounds the stream; past it the oldest records go, so a
+	// flood of audited events cannot fill the disk. Default 256 MiB.
+	MaxBytes int64
 	// Replicas: 1 on a single server, 3 on a cluster. Default 1.
 	Replicas int
 }
 
 // DefaultAuditConfig returns the defaults stated on each [AuditConfig] field.
 func DefaultAuditConfig() AuditConfig {
-	return AuditConfig{Stream: "SESSION_AUDIT", MaxAge: 7 * 24 * time.Hour, Replicas: 1}
+	return AuditConfig{Stream: "SESSION_AUDIT", MaxAge: 7 * 24 * time.Hour, MaxBytes: 256 << 20, Replicas: 1}
 }
 
 // Auditor records session accesses. It is opt-in: the bus calls
@@ -49,18 +52,29 @@ func NewAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditConfig) (*
 		return nil, fmt.Errorf("%w: audit stream name %q", ErrInvalidConfig, cfg.Stream)
 	case cfg.MaxAge < time.Minute:
 		return nil, fmt.Errorf("%w: audit max age must be at least 1m", ErrInvalidConfig)
+	case cfg.MaxBytes < 1<<20:
+		return nil, fmt.Errorf("%w: audit max bytes must be at least 1 MiB", ErrInvalidConfig)
 	case cfg.Replicas < 1 || cfg.Replicas > 5:
 		return nil, fmt.Errorf("%w: replicas must be 1..5", ErrInvalidConfig)
 	}
-	_, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	s, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "session-bus access audit",
 		Subjects:    []string{AuditSubjectAll},
 		MaxAge:      cfg.MaxAge,
+		MaxBytes:    cfg.MaxBytes,
+		Discard:     jetstream.DiscardOld,
 		Replicas:    cfg.Replicas,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cur := s.CachedInfo().Config; cur.MaxBytes != cfg.MaxBytes {
+		// A stream made before the bound (or with another one) gets it.
+		cur.MaxBytes, cur.Discard = cfg.MaxBytes, jetstream.DiscardOld
+		if _, err := js.UpdateStream(ctx, cur); err != nil {
+			return nil, fmt.Errorf("events: bound audit stream %q: %w", cfg.Stream, err)
+		}
 	}
 	return &Auditor{js: js, stream: cfg.Stream}, nil
 }

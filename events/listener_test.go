@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -199,4 +200,26 @@ func TestAuditor_Record(t *testing.T) {
 	// Audit records stay out of the change events' subject space.
 	_, err = e.js.Stream(ctx, "SESSION_EVENTS")
 	require.Error(t, err)
+}
+
+// TestAuditor_Bounded: the audit stream has a size bound, dropping the
+// oldest records, and a stream made without one gets it.
+func TestAuditor_Bounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	ctx := context.Background()
+	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "SESSION_AUDIT", Subjects: []string{events.AuditSubjectAll}})
+	require.NoError(t, err, "an audit stream as an older release made it: unbounded")
+	cfg := events.DefaultAuditConfig()
+	_, err = events.NewAuditor(ctx, e.js, cfg)
+	require.NoError(t, err)
+	st, err := e.js.Stream(ctx, "SESSION_AUDIT")
+	require.NoError(t, err)
+	info := st.CachedInfo().Config
+	assert.Equal(t, cfg.MaxBytes, info.MaxBytes)
+	assert.Equal(t, jetstream.DiscardOld, info.Discard)
+
+	cfg.MaxBytes = 0
+	_, err = events.NewAuditor(ctx, e.js, cfg)
+	require.ErrorIs(t, err, events.ErrInvalidConfig, "an unbounded audit stream is refused")
 }
