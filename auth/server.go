@@ -52,6 +52,11 @@ func ServerOptions(base *server.Options, k *Keys) (*server.Options, error) {
 	if o.AuthTimeout < DefaultAuthTimeout.Seconds() {
 		o.AuthTimeout = DefaultAuthTimeout.Seconds()
 	}
+	// A login waits for the callout; in a burst the wait passes the
+	// server's short first PING (about 2 s), which nats.go takes as a
+	// broken handshake ("expected 'PONG', got 'PING'"). The auth timeout
+	// bounds the wait instead.
+	o.DisableShortFirstPing = true
 	return o, nil
 }
 
