@@ -30,6 +30,16 @@ func (st *Store) lastMsg(ctx context.Context, key string) (*jetstream.RawStreamM
 	return leaderGet(ctx, st.js, st.stream.CachedInfo().Config.Name, st.subjPre+key)
 }
 
+// liveMsg is lastMsg for a key that must hold a value: a delete, purge or
+// expiry marker is jetstream.ErrMsgNotFound too.
+func (st *Store) liveMsg(ctx context.Context, key string) (*jetstream.RawStreamMsg, error) {
+	msg, err := st.lastMsg(ctx, key)
+	if err == nil && tombstone(msg.Header) {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return msg, err
+}
+
 // lastService returns the last message on a service's key of the services
 // bucket, as lastMsg does for sessions.
 func (st *Store) lastService(ctx context.Context, serviceID string) (*jetstream.RawStreamMsg, error) {
@@ -45,7 +55,7 @@ func (st *Store) lastService(ctx context.Context, serviceID string) (*jetstream.
 		return &jetstream.RawStreamMsg{Subject: subject, Sequence: e.Revision(), Data: e.Value(), Time: e.Created()}, nil
 	}
 	msg, err := leaderGet(ctx, st.js, StreamName(st.servicesBucket), subject)
-	if err == nil && tombstone(msg.Header) {
+	if err == nil && tombstone(msg.Header) { // a removed service
 		return nil, jetstream.ErrMsgNotFound
 	}
 	return msg, err

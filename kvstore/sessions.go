@@ -99,9 +99,9 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		return 0, err
 	}
-	if left := st.orphanGrace/2 - time.Since(started); left <= 0 {
+	if time.Since(started) >= st.orphanGrace/2 {
 		// Too slow: a create of the same token may already treat these
-		// index entries as a crash's leftovers (see takeOverOrphan).
+		// index entries as a crash's leftovers (see orphan).
 		st.withdraw(ctx, index, revs, errs)
 		return 0, fmt.Errorf("kvstore: create session: %w: index writes took over %v", bus.ErrUnavailable, st.orphanGrace/2)
 	}
@@ -164,11 +164,8 @@ func (st *Store) orphan(ctx context.Context, key string, entry *jetstream.RawStr
 	if bus.ValidateSessionID(id) != nil {
 		return false
 	}
-	msg, err := st.lastMsg(ctx, sessionKey(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return true
-	}
-	return err == nil && tombstone(msg.Header)
+	_, err := st.liveMsg(ctx, sessionKey(id))
+	return errors.Is(err, jetstream.ErrMsgNotFound)
 }
 
 // withdraw purges the writes of a failed create that did land.
@@ -183,7 +180,7 @@ func (st *Store) withdraw(ctx context.Context, ws []write, revs []uint64, errs [
 }
 
 // GetSession implements bus.Store. It reads the record with its headers
-// (a direct get, as kv.Get does) to stash the change log for the next write.
+// (see lastMsg) to stash the change log for the next write.
 func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error) {
 	msg, err := st.lastMsg(ctx, sessionKey(id))
 	if err != nil {
@@ -208,8 +205,8 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 
 // SessionIDByToken implements bus.Store.
 func (st *Store) SessionIDByToken(ctx context.Context, fingerprint string) (string, error) {
-	msg, err := st.lastMsg(ctx, tokenKey(fingerprint))
-	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && tombstone(msg.Header)) {
+	msg, err := st.liveMsg(ctx, tokenKey(fingerprint))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return "", fmt.Errorf("kvstore: look up token: %w", bus.ErrSessionNotFound)
 	}
 	if err != nil {
@@ -236,7 +233,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl, expect: rev(s.Revision)})
 	if errors.Is(err, bus.ErrConflict) {
 		// Gone (deleted or expired) is not a conflict: the caller must not retry.
-		if msg, gerr := st.lastMsg(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrMsgNotFound) || (gerr == nil && tombstone(msg.Header)) {
+		if _, gerr := st.liveMsg(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrMsgNotFound) {
 			return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
 		}
 	}
@@ -291,8 +288,8 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 	}
 	// The token entry may already belong to a newer session with the same
 	// token; purge it only while it points at this one.
-	e, err := st.lastMsg(ctx, tokenKey(s.TokenFingerprint))
-	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && tombstone(e.Header)) {
+	e, err := st.liveMsg(ctx, tokenKey(s.TokenFingerprint))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
 	if err != nil {
