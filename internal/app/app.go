@@ -83,13 +83,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return nil, fmt.Errorf("app: jetstream: %w", err)
 	}
 	if cfg.TokenKey == nil && cfg.DataDir != "" {
-		if cfg.TokenKey, _, err = loadTokenKey(ctx, js, cfg.DataDir, cfg.Store.Bucket); err != nil {
+		if cfg.TokenKey, err = loadTokenKey(ctx, js, cfg.DataDir, cfg.Store.Bucket); err != nil {
 			return nil, err
 		}
 		if cfg.TokenKey == nil {
 			a.log.Warn("token fingerprints use no key: the sessions bucket predates token.key; give every bus process --token-key once its sessions have ended")
 		}
-		a.cfg.TokenKey = cfg.TokenKey
 	}
 	if a.store, err = kvstore.New(ctx, js, cfg.Store); err != nil {
 		return nil, err
