@@ -5,7 +5,7 @@ PKGS := ./...
 
 ## test: every test, with the race detector (the README's test command)
 test:
-	go test -race -count=1 $(PKGS)
+	go test -race -count=1 -timeout 30m $(PKGS)
 
 ## short: the tests without the slow ones (TTL waits, binaries, faults)
 short:

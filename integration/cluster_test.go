@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -110,19 +111,27 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 			s.WaitForShutdown()
 		}
 	}
+	// Each call is bounded and retried: a request in flight while the
+	// connection fails over or a stream elects a leader gets no answer,
+	// and waiting for it until the test's deadline would hang the run.
+	// The retried calls are idempotent (a create of a token already
+	// created answers token_in_use, so it is not retried once it landed).
 	var after *bus.Session
-	require.Eventually(t, func() bool {
-		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		after, err = c.CreateSession(callCtx, "u1", "t2")
-		if err != nil {
-			t.Logf("create: %v", err)
+	require.NoError(t, retryCall(t, ctx, "create after the loss", func(ctx context.Context) (err error) {
+		after, err = c.CreateSession(ctx, "u1", "t2")
+		if errors.Is(err, bus.ErrTokenInUse) { // an earlier try landed
+			after, err = c.GetSessionByToken(ctx, "t2")
 		}
-		return err == nil
-	}, natstest.Patience, 200*time.Millisecond, "the bus serves again after losing a node")
-	require.NoError(t, c.SetAttribute(ctx, before.SessionID, "role", "admin"))
-	list, err := c.SessionsByLogin(ctx, "u1")
-	require.NoError(t, err)
+		return err
+	}))
+	require.NoError(t, retryCall(t, ctx, "set_attribute after the loss", func(ctx context.Context) error {
+		return c.SetAttribute(ctx, before.SessionID, "role", "admin")
+	}))
+	var list []*bus.Session
+	require.NoError(t, retryCall(t, ctx, "list after the loss", func(ctx context.Context) (err error) {
+		list, err = c.SessionsByLogin(ctx, "u1")
+		return err
+	}))
 	assert.Len(t, list, 2, "nothing written before the loss is lost")
 
 	want := map[string]bool{before.SessionID + "/created": true, after.SessionID + "/created": true, before.SessionID + "/updated": true}
@@ -162,13 +171,40 @@ func TestCluster_NoLostUpdates(t *testing.T) {
 		for w := range 32 {
 			wg.Go(func() {
 				for i := range 50 {
-					assert.NoError(t, m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("w%d-k%d", w, i), "v"))
+					// Setting the same value again is harmless, so a call
+					// that got no answer (a leader election under load)
+					// is retried rather than left to hang the run.
+					assert.NoError(t, retryCall(t, ctx, "set_attribute", func(ctx context.Context) error {
+						return m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("w%d-k%d", w, i), "v")
+					}))
 				}
 			})
 		}
 		wg.Wait()
-		got, err := m.GetSession(ctx, s.SessionID)
-		require.NoError(t, err)
+		var got *bus.Session
+		require.NoError(t, retryCall(t, ctx, "get", func(ctx context.Context) (err error) {
+			got, err = m.GetSession(ctx, s.SessionID)
+			return err
+		}))
 		require.Len(t, got.Attributes, 32*50, "round %d: every acknowledged update is in the session", round)
+	}
+}
+
+// retryCall runs call with a bounded context until it succeeds, for at
+// most natstest.Patience: on a cluster a request can go unanswered (a
+// connection failing over, a stream leader elected), and an unbounded call
+// would wait for the test binary's deadline. Each failure is logged; the
+// last is returned.
+func retryCall(t *testing.T, ctx context.Context, what string, call func(context.Context) error) error {
+	deadline := time.Now().Add(natstest.Patience)
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := call(callCtx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		t.Logf("%s: %v (retrying)", what, err)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
