@@ -46,6 +46,7 @@ type options struct {
 	serviceAudit      func(context.Context, ServiceEvent)
 	accessAudit       func(context.Context, AccessEvent)
 	cipher            *attrCipher
+	accounts          Accounts // nil: services log in with secrets
 }
 
 // Option configures a [Manager].

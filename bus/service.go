@@ -71,6 +71,7 @@ type serviceOptions struct {
 	maxRequestBytes int
 	requestTimeout  time.Duration
 	logger          *slog.Logger
+	callers         Callers // nil: the subject's caller token is the service id
 }
 
 // ServiceOption configures a [Service].
@@ -125,6 +126,28 @@ func WithServiceRequestTimeout(d time.Duration) ServiceOption {
 		return nil
 	}
 }
+
+// WithCallers makes the service take each request's caller from the
+// account key the NATS server put in the subject (the importing account,
+// see auth.Accounts), mapped to its service by c; a key c does not know is
+// refused with 401. It also makes the service answer only replies the
+// server mapped back to the requesting account (subjects starting
+// [MappedReplyPrefix]); a request with any other reply subject is dropped
+// unanswered, since the service would otherwise publish, with its own
+// rights, to a subject its caller chose.
+func WithCallers(c Callers) ServiceOption {
+	return func(o *serviceOptions) error {
+		if c == nil {
+			return fmt.Errorf("%w: nil callers", ErrInvalidConfig)
+		}
+		o.callers = c
+		return nil
+	}
+}
+
+// MappedReplyPrefix starts every reply subject the NATS server maps for a
+// request that crossed from an importing account.
+const MappedReplyPrefix = "_R_."
 
 // WithServiceLogger sets the logger. Default slog.Default().
 func WithServiceLogger(l *slog.Logger) ServiceOption {
@@ -272,6 +295,11 @@ func (s *Service) handler(c Class) micro.HandlerFunc {
 			s.refuse(req, st, "service is stopping")
 			return
 		}
+		if s.o.callers != nil && !strings.HasPrefix(req.Reply(), MappedReplyPrefix) {
+			s.mu.RUnlock()
+			st.rejected.Add(1) // counted, not logged: a log line per request is a flood
+			return
+		}
 		_, _, caller, _ := parseSubject(req.Subject()) // a bad subject is answered by serve
 		if !s.callers.acquire(caller, s.o.maxPerCaller) {
 			s.mu.RUnlock()
@@ -365,6 +393,13 @@ func (s *Service) run(c Class, req micro.Request) (Method, string, any, error) {
 	mc, known := ClassOf(method)
 	if !known || mc != c {
 		return method, caller, nil, fmt.Errorf("%w: no method %q in class %q", ErrUnknownOperation, truncate(string(method), 64), c)
+	}
+	if s.o.callers != nil {
+		id, ok := s.o.callers.ServiceOf(caller)
+		if !ok {
+			return method, "", nil, fmt.Errorf("%w: the requesting account belongs to no registered service", ErrUnauthenticated)
+		}
+		caller = id
 	}
 	if err := ValidateServiceID(caller); err != nil {
 		return method, caller, nil, fmt.Errorf("%w (the caller token of the subject)", err)

@@ -31,9 +31,14 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 	if err := ValidatePermissions(cred.Permissions); err != nil {
 		return "", err
 	}
-	secret, err := checkSecret(secret)
-	if err != nil {
-		return "", err
+	if m.o.accounts != nil && secret != "" {
+		return "", fmt.Errorf("%w: services log in with NATS credentials here, not secrets", ErrInvalidInput)
+	}
+	if m.o.accounts == nil {
+		var err error
+		if secret, err = checkSecret(secret); err != nil {
+			return "", err
+		}
 	}
 	if cred.CreatedAt.IsZero() {
 		cred.CreatedAt = m.o.now().UTC()
@@ -44,12 +49,36 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 	cred.Permissions = slices.Clone(cred.Permissions)
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	if m.o.accounts != nil {
+		return m.registerAccount(ctx, cred)
+	}
 	if err := m.store.CreateService(ctx, ServiceRecord{Credential: cred, SecretHash: HashSecret(secret)}); err != nil {
 		return "", m.storeErr("register service", err)
 	}
 	m.log.Info("service registered", keyServiceID, cred.ServiceID)
 	m.auditService(ctx, ServiceRegistered, cred.ServiceID)
 	return secret, nil
+}
+
+// registerAccount registers cred with an account of its own and returns
+// the credentials file of its first user. An id already taken costs an
+// account that is revoked at once: the record's create is the only check
+// that holds across bus processes.
+func (m *Manager) registerAccount(ctx context.Context, cred ServiceCredential) (string, error) {
+	account, creds, err := m.o.accounts.Provision(ctx, cred)
+	if err != nil {
+		return "", fmt.Errorf("%w: register service: %w", ErrUnavailable, err)
+	}
+	cred.Account = account
+	if err := m.store.CreateService(ctx, ServiceRecord{Credential: cred}); err != nil {
+		if rerr := m.o.accounts.Revoke(ctx, cred); rerr != nil {
+			m.log.Warn("revoking an account not registered", keyServiceID, cred.ServiceID, keyErr, rerr)
+		}
+		return "", m.storeErr("register service", err)
+	}
+	m.log.Info("service registered", keyServiceID, cred.ServiceID, "account", account)
+	m.auditService(ctx, ServiceRegistered, cred.ServiceID)
+	return string(creds), nil
 }
 
 // checkSecret generates a secret when none is given and bounds its length.
@@ -157,6 +186,9 @@ func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, g
 	if grace < 0 {
 		return "", fmt.Errorf("%w: grace must not be negative", ErrInvalidInput)
 	}
+	if m.o.accounts != nil {
+		return m.rotateAccount(ctx, serviceID, secret, grace)
+	}
 	secret, err := checkSecret(secret)
 	if err != nil {
 		return "", err
@@ -190,13 +222,48 @@ func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, g
 	return secret, nil
 }
 
+// rotateAccount issues a new user of the service's account; the older
+// ones are revoked after grace.
+func (m *Manager) rotateAccount(ctx context.Context, serviceID, secret string, grace time.Duration) (string, error) {
+	if secret != "" {
+		return "", fmt.Errorf("%w: services log in with NATS credentials here, not secrets", ErrInvalidInput)
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	r, err := m.store.GetService(ctx, serviceID)
+	if err != nil {
+		return "", m.storeErr("rotate service", err)
+	}
+	creds, err := m.o.accounts.Reissue(ctx, r.Credential, grace)
+	if err != nil {
+		return "", fmt.Errorf("%w: rotate service: %w", ErrUnavailable, err)
+	}
+	m.log.Info("service credentials reissued", keyServiceID, serviceID, "grace", grace)
+	m.auditService(ctx, ServiceRotated, serviceID)
+	return string(creds), nil
+}
+
 // RemoveService unregisters a service; a missing one is not an error.
+// With accounts the service's account is revoked first, so a failure
+// leaves the record for another try.
 func (m *Manager) RemoveService(ctx context.Context, serviceID string) error {
 	if err := ValidateServiceID(serviceID); err != nil {
 		return err
 	}
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	if m.o.accounts != nil {
+		r, err := m.store.GetService(ctx, serviceID)
+		switch {
+		case errors.Is(err, ErrServiceNotFound):
+			return nil
+		case err != nil:
+			return m.storeErr("remove service", err)
+		}
+		if err := m.o.accounts.Revoke(ctx, r.Credential); err != nil {
+			return fmt.Errorf("%w: remove service: %w", ErrUnavailable, err)
+		}
+	}
 	if err := m.store.DeleteService(ctx, serviceID); err != nil {
 		return m.storeErr("remove service", err)
 	}

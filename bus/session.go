@@ -61,6 +61,9 @@ type ServiceCredential struct {
 	ServiceName string    `json:"service_name"`
 	CreatedAt   time.Time `json:"created_at"`
 	Permissions []string  `json:"permissions"`
+	// Account is the public key of the service's own NATS account when
+	// the bus gives services accounts ([WithAccounts]).
+	Account string `json:"account,omitempty"`
 }
 
 // ServiceRecord is what a [Store] keeps for a service: the credential and

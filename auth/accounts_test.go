@@ -1,0 +1,265 @@
+package auth_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
+)
+
+// opEnv is a bus in operator mode: an embedded server set up by
+// auth.OperatorServerOptions, the bus in the BUS account, and every
+// service in an account of its own.
+type opEnv struct {
+	srvURL string
+	dir    string
+	nc     *nats.Conn // the bus's connection (BUS account)
+	st     *kvstore.Store
+	m      *bus.Manager
+	acc    *auth.Accounts
+}
+
+func startOperatorBus(t *testing.T) *opEnv {
+	t.Helper()
+	dir := t.TempDir()
+	keys, err := auth.BootstrapOperator(dir)
+	require.NoError(t, err)
+	opts, err := auth.OperatorServerOptions(natstest.Options(t), keys)
+	require.NoError(t, err)
+	srv := natstest.RunServerWithOptions(t, opts)
+	busUser, err := keys.BusUser()
+	require.NoError(t, err)
+	sysUser, err := keys.SystemUser()
+	require.NoError(t, err)
+	nc := natstest.Connect(t, srv, busUser)
+	sys := natstest.Connect(t, srv, sysUser)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := natstest.Context(t)
+	st, err := kvstore.New(ctx, js, kvstore.DefaultConfig())
+	require.NoError(t, err)
+	acc, err := auth.NewAccounts(keys, sys, st, quiet())
+	require.NoError(t, err)
+	t.Cleanup(acc.Close)
+	m, err := bus.New(st, "bus", time.Hour, bus.WithAccounts(acc), bus.WithLogger(quiet()))
+	require.NoError(t, err)
+	svc, err := bus.NewService(nc, m, bus.WithCallers(acc), bus.WithServiceLogger(quiet()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Close() })
+	return &opEnv{srvURL: srv.ClientURL(), dir: dir, nc: nc, st: st, m: m, acc: acc}
+}
+
+// register registers a service and returns its credentials file's path.
+func (e *opEnv) register(t *testing.T, id string, perms ...string) string {
+	t.Helper()
+	creds, err := e.m.RegisterService(natstest.Context(t), bus.ServiceCredential{ServiceID: id, Permissions: perms}, "")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), id+".creds")
+	require.NoError(t, os.WriteFile(path, []byte(creds), 0o600))
+	return path
+}
+
+func (e *opEnv) connect(t *testing.T, creds string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(e.srvURL, nats.UserCredentials(creds), nats.MaxReconnects(0))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func (e *opEnv) client(t *testing.T, creds, id string) *client.Client {
+	t.Helper()
+	c, err := client.New(e.connect(t, creds), client.WithServiceID(id), client.WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	return c
+}
+
+// A service logs in with the .creds file `service add` hands out, can
+// make exactly the calls its permissions name, and is known to the bus by
+// its account, not by anything it says.
+func TestAccounts_PermissionsAreImports(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	writer := e.client(t, e.register(t, "login-svc", auth.PermSessionRead, auth.PermSessionWrite), "login-svc")
+	reader := e.client(t, e.register(t, "order-svc", auth.PermSessionRead), "order-svc")
+
+	s, err := writer.CreateSession(ctx, "u1", "tok-1")
+	require.NoError(t, err)
+	got, err := reader.GetSession(ctx, s.SessionID)
+	require.NoError(t, err)
+	assert.Equal(t, "u1", got.LoginID)
+
+	_, err = reader.CreateSession(ctx, "u2", "tok-2")
+	require.Error(t, err, "a read-only service cannot create")
+	list, err := e.m.SessionsByLogin(ctx, "u2")
+	require.NoError(t, err)
+	assert.Empty(t, list)
+
+	// Claiming another service's id in the subject reaches nothing.
+	impostor := e.client(t, e.register(t, "impostor", auth.PermSessionRead), "login-svc")
+	_, err = impostor.GetSession(ctx, s.SessionID)
+	require.Error(t, err, "a service cannot call as another")
+}
+
+// Replies the bus sends cannot be aimed at the bus's own subjects or at
+// another service's: a reply subject a service chooses stays in its own
+// account, and the bus sees only subjects the server mapped.
+func TestAccounts_RepliesStayInTheCallersAccount(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	writer := e.client(t, e.register(t, "login-svc", auth.PermSessionRead, auth.PermSessionWrite), "login-svc")
+	s, err := writer.CreateSession(ctx, "u1", "tok-1")
+	require.NoError(t, err)
+
+	// Watch the bus account and another service's account for anything
+	// the attack would put there.
+	inBus, err := e.nc.SubscribeSync(">")
+	require.NoError(t, err)
+	require.NoError(t, e.nc.Flush())
+	victim := e.connect(t, e.register(t, "victim", auth.PermSessionRead))
+	inVictim, err := victim.SubscribeSync("_INBOX.>")
+	require.NoError(t, err)
+	require.NoError(t, victim.Flush())
+
+	attacker := e.connect(t, e.register(t, "attacker", auth.PermSessionRead))
+	mine, err := attacker.SubscribeSync("_INBOX.>")
+	require.NoError(t, err)
+	targets := []string{
+		"$JS.API.STREAM.PURGE.KV_sessions",
+		"$KV.sessions.s." + s.SessionID,
+		"$KV.services.admin",
+		"session.deleted." + s.SessionID,
+		"sessionbus.write.update.login-svc",
+		"_INBOX.victim-reply",
+	}
+	for _, target := range targets {
+		// The attacker may only publish its imports; it names the target
+		// as the reply subject, which NATS checks against its sub rights
+		// only when it publishes there itself.
+		require.NoError(t, attacker.PublishRequest("sessionbus.read.get.attacker", target, []byte(`{"session_id":"`+s.SessionID+`"}`)))
+	}
+	// The attacker's own _INBOX target shows the bus did answer.
+	require.NoError(t, attacker.PublishRequest("sessionbus.read.get.attacker", "_INBOX.attacker-own", []byte(`{"session_id":"`+s.SessionID+`"}`)))
+	m, err := mine.NextMsg(natstest.Patience)
+	require.NoError(t, err)
+	assert.Contains(t, string(m.Data), s.SessionID)
+
+	for {
+		m, err := inBus.NextMsg(500 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		for _, target := range targets {
+			assert.NotEqual(t, target, m.Subject, "a reply reached the bus account")
+		}
+	}
+	_, err = inVictim.NextMsg(200 * time.Millisecond)
+	assert.ErrorIs(t, err, nats.ErrTimeout, "a reply reached another service's account")
+
+	// Defence in depth: a request that reaches the bus with a reply
+	// subject the server did not map (here: sent inside the bus account)
+	// is not answered.
+	direct, err := e.nc.SubscribeSync("_INBOX.direct")
+	require.NoError(t, err)
+	require.NoError(t, e.nc.PublishRequest("sessionbus.read.get.login-svc", "_INBOX.direct", []byte(`{"session_id":"`+s.SessionID+`"}`)))
+	_, err = direct.NextMsg(500 * time.Millisecond)
+	assert.ErrorIs(t, err, nats.ErrTimeout, "an unmapped reply subject gets no answer")
+
+	got, err := e.m.GetSession(ctx, s.SessionID)
+	require.NoError(t, err, "the session survives")
+	assert.Equal(t, "u1", got.LoginID)
+	_, err = e.m.ListServices(ctx)
+	require.NoError(t, err)
+}
+
+// Removing a service closes its connections and its account can call
+// nothing any more; its id registered again is a new account.
+func TestAccounts_RemoveClosesConnections(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	creds := e.register(t, "gone", auth.PermSessionRead)
+	nc := e.connect(t, creds)
+	require.NoError(t, e.m.RemoveService(ctx, "gone"))
+	require.Eventually(t, nc.IsClosed, natstest.Patience, 10*time.Millisecond, "the removed service's connection is closed")
+	_, err := nats.Connect(e.srvURL, nats.UserCredentials(creds), nats.MaxReconnects(0))
+	require.Error(t, err, "its credentials log in no more")
+
+	again := e.client(t, e.register(t, "gone", auth.PermSessionRead), "gone")
+	_, err = again.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
+	require.ErrorIs(t, err, bus.ErrSessionNotFound, "the id registered again works with its new account")
+}
+
+// Rotation: the new credentials work at once; connections with the old
+// ones keep working for the grace, then are closed.
+func TestAccounts_RotationGraceEndsOldConnections(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	old := e.connect(t, e.register(t, "rot", auth.PermSessionRead))
+	fresh, err := e.m.RotateService(ctx, "rot", "", 2*time.Second)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "new.creds")
+	require.NoError(t, os.WriteFile(path, []byte(fresh), 0o600))
+	c := e.client(t, path, "rot")
+	assert.False(t, old.IsClosed(), "the old credentials work during the grace")
+	require.Eventually(t, old.IsClosed, natstest.Patience, 10*time.Millisecond, "closed when the grace ends")
+	_, err = c.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
+	require.ErrorIs(t, err, bus.ErrSessionNotFound, "the new credentials still work")
+
+	_, err = e.m.RotateService(ctx, "rot", "", 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := c.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
+		return err != nil && !assert.ObjectsAreEqual(bus.ErrSessionNotFound, err)
+	}, natstest.Patience, 10*time.Millisecond, "a rotation without grace ends the previous credentials at once")
+}
+
+// The admin's credentials file is written once and kept while it matches
+// the admin's record.
+func TestAccounts_AdminCreds(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	path := auth.AdminCredsPath(e.dir)
+	created, err := auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	require.NoError(t, err)
+	assert.True(t, created)
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	require.NoError(t, err)
+	assert.False(t, created, "a matching file is kept")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	admin := e.client(t, path, auth.AdminServiceID)
+	list, err := admin.ListServices(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.NotEmpty(t, list[0].Account)
+
+	// An admin record replaced behind the file's back gets a new file.
+	require.NoError(t, e.m.RemoveService(ctx, auth.AdminServiceID))
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	require.NoError(t, err)
+	assert.True(t, created)
+	admin = e.client(t, path, auth.AdminServiceID)
+	_, err = admin.ListServices(ctx)
+	require.NoError(t, err)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
