@@ -33,9 +33,14 @@ type App struct {
 	service *bus.Service
 	relay   *events.Relay
 	auditor *events.Auditor
-	keys    *auth.Keys // nil with AuthNone
+	keys    *auth.Keys // callout mode only
 	sys     *nats.Conn // system account connection, for revoking logins
 	callout *auth.Callout
+
+	opKeys     *auth.OperatorKeys // accounts mode only
+	accounts   *auth.Accounts
+	adminCreds string // accounts mode: the admin's .creds file
+	adminNew   bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,15 +60,28 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		}
 	}()
 	var connOpts []nats.Option
-	if cfg.Auth == AuthCallout {
+	switch cfg.Auth {
+	case AuthCallout:
 		if a.keys, err = auth.Bootstrap(cfg.DataDir); err != nil {
 			return nil, err
 		}
 		connOpts = a.keys.BusConnectOptions()
+	case AuthAccounts:
+		if a.opKeys, err = auth.BootstrapOperator(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if err = moveGlobalAccountData(cfg.DataDir, a.opKeys.BusAccount(), a.log); err != nil {
+			return nil, err
+		}
+		busUser, err := a.opKeys.BusUser()
+		if err != nil {
+			return nil, err
+		}
+		connOpts = []nats.Option{busUser}
 	}
 	url := cfg.NATSURL
 	if url == "" {
-		if a.ns, err = startEmbedded(cfg, a.keys); err != nil {
+		if a.ns, err = startEmbedded(cfg, a.keys, a.opKeys); err != nil {
 			return nil, err
 		}
 		// The bus talks to its own server in process: no socket, no TLS
@@ -106,25 +124,79 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return nil, err
 	}
 	opts := append(cfg.managerOptions(), bus.WithLogger(log), bus.WithServiceAudit(a.recordService))
+	var svcOpts []bus.ServiceOption
+	if cfg.Auth == AuthAccounts {
+		if err = a.startAccounts(url, log); err != nil {
+			return nil, err
+		}
+		opts = append(opts, bus.WithAccounts(a.accounts))
+		svcOpts = append(svcOpts, bus.WithCallers(a.accounts))
+	}
 	if cfg.AuditAccess {
 		opts = append(opts, bus.WithAccessAudit(a.recordAccess))
 	}
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
 	}
-	svcOpts := []bus.ServiceOption{bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log)}
+	svcOpts = append(svcOpts, bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log))
 	if cfg.MaxInFlightPerCaller > 0 {
 		svcOpts = append(svcOpts, bus.WithMaxInFlightPerCaller(cfg.MaxInFlightPerCaller))
 	}
 	if a.service, err = bus.NewService(a.nc, a.manager, svcOpts...); err != nil {
 		return nil, err
 	}
-	if cfg.Auth == AuthCallout {
+	switch cfg.Auth {
+	case AuthCallout:
 		if err = a.startAuth(ctx, url, log); err != nil {
+			return nil, err
+		}
+	case AuthAccounts:
+		a.adminCreds = auth.AdminCredsPath(cfg.DataDir)
+		if a.adminNew, err = auth.EnsureAdminCreds(ctx, a.manager, a.store, a.adminCreds); err != nil {
+			return nil, err
+		}
+		if err = a.migrateServices(ctx); err != nil {
+			return nil, err
+		}
+		if err = a.resumeRotations(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// startAccounts connects to the system account and sets up the service
+// accounts (operator mode).
+func (a *App) startAccounts(url string, log *slog.Logger) error {
+	sysUser, err := a.opKeys.SystemUser()
+	if err != nil {
+		return err
+	}
+	sysOpts := []nats.Option{sysUser}
+	if a.ns != nil {
+		sysOpts = append(sysOpts, nats.InProcessServer(a.ns))
+	}
+	if a.sys, err = connect(url, sysOpts); err != nil {
+		return err
+	}
+	a.accounts, err = auth.NewAccounts(a.opKeys, a.sys, a.store, log)
+	return err
+}
+
+// resumeRotations re-arms the revocations of rotations whose grace was
+// still running when a bus stopped.
+func (a *App) resumeRotations(ctx context.Context) error {
+	creds, err := a.manager.ListServices(ctx)
+	if err != nil {
+		return err
+	}
+	var accounts []string
+	for _, c := range creds {
+		if c.Account != "" {
+			accounts = append(accounts, c.Account)
+		}
+	}
+	return a.accounts.Resume(ctx, accounts)
 }
 
 // startAuth serves the auth callout, revokes removed services' logins, and
@@ -158,17 +230,20 @@ func (a *App) startAuth(ctx context.Context, url string, log *slog.Logger) error
 
 // AdminCredsPath is the admin credentials file, or "" with AuthNone.
 func (a *App) AdminCredsPath() string {
-	if a.keys == nil {
-		return ""
+	switch {
+	case a.keys != nil:
+		return a.keys.AdminPath
+	case a.adminCreds != "":
+		return a.adminCreds
 	}
-	return a.keys.AdminPath
+	return ""
 }
 
 // AdminCredsCreated reports whether this start created the admin
 // credentials (print their path once).
-func (a *App) AdminCredsCreated() bool { return a.keys != nil && a.keys.Created }
+func (a *App) AdminCredsCreated() bool { return (a.keys != nil && a.keys.Created) || a.adminNew }
 
-func startEmbedded(cfg Config, keys *auth.Keys) (*server.Server, error) {
+func startEmbedded(cfg Config, keys *auth.Keys, opKeys *auth.OperatorKeys) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen %q: %w", ErrInvalidConfig, cfg.Listen, err)
@@ -202,8 +277,13 @@ func startEmbedded(cfg Config, keys *auth.Keys) (*server.Server, error) {
 		}
 		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, cfg.TLSClientCA != "", 2
 	}
-	if keys != nil {
+	switch {
+	case keys != nil:
 		if opts, err = auth.ServerOptions(opts, keys); err != nil {
+			return nil, err
+		}
+	case opKeys != nil:
+		if opts, err = auth.OperatorServerOptions(opts, opKeys); err != nil {
 			return nil, err
 		}
 	}
@@ -301,6 +381,9 @@ func within(d time.Duration, what string, stop func() error) error {
 
 func (a *App) stopParts() error {
 	var errs []error
+	if a.accounts != nil {
+		a.accounts.Close()
+	}
 	if a.callout != nil {
 		errs = append(errs, a.callout.Close())
 	}

@@ -34,8 +34,9 @@ type AuthMode string
 
 // Auth modes.
 const (
-	AuthCallout AuthMode = "callout"
-	AuthNone    AuthMode = "none"
+	AuthCallout  AuthMode = "callout"
+	AuthAccounts AuthMode = "accounts"
+	AuthNone     AuthMode = "none"
 )
 
 // Config is everything a session-bus process needs. DefaultConfig states
@@ -54,7 +55,11 @@ type Config struct {
 	// credentials and get their permissions as subject permissions; the
 	// embedded server then refuses anonymous connections. AuthNone leaves
 	// authentication to the NATS deployment (or to nobody, for
-	// development).
+	// development). AuthAccounts runs the embedded server in operator
+	// mode: the bus's data lives in an account no service can log in to,
+	// each service gets an account of its own whose imports are its
+	// permissions, and services log in with NATS credentials files
+	// (.creds); see auth.Accounts.
 	Auth AuthMode
 
 	// TLSCert and TLSKey (PEM files) make the embedded server accept only
@@ -159,10 +164,12 @@ func (c Config) validate() error {
 	switch {
 	case c.NATSURL == "" && c.DataDir == "":
 		return fmt.Errorf("%w: the embedded server needs a data dir", ErrInvalidConfig)
-	case c.Auth != AuthCallout && c.Auth != AuthNone:
-		return fmt.Errorf("%w: auth must be %q or %q", ErrInvalidConfig, AuthCallout, AuthNone)
-	case c.Auth == AuthCallout && c.DataDir == "":
-		return fmt.Errorf("%w: auth callout keeps its keys in the data dir", ErrInvalidConfig)
+	case c.Auth != AuthCallout && c.Auth != AuthAccounts && c.Auth != AuthNone:
+		return fmt.Errorf("%w: auth must be %q, %q or %q", ErrInvalidConfig, AuthCallout, AuthAccounts, AuthNone)
+	case c.Auth != AuthNone && c.DataDir == "":
+		return fmt.Errorf("%w: auth %s keeps its keys in the data dir", ErrInvalidConfig, c.Auth)
+	case c.Auth == AuthAccounts && c.NATSURL != "":
+		return fmt.Errorf("%w: auth accounts runs the embedded server in operator mode (an external NATS is not supported yet)", ErrInvalidConfig)
 	case c.Sync != SyncDefault && c.Sync != SyncAlways:
 		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
 	case c.Evict != "evict" && c.Evict != "refuse":

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+)
+
+func accountsConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.Auth = "127.0.0.1:-1", dir, AuthAccounts
+	return cfg
+}
+
+func connectCreds(t *testing.T, a *App, creds, id string) *client.Client {
+	t.Helper()
+	nc, err := nats.Connect(a.ClientURL(), nats.UserCredentials(creds))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	c, err := client.New(nc, client.WithServiceID(id), client.WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	return c
+}
+
+// In accounts mode the bus writes the admin's .creds file; the admin
+// registers a service through the bus and gets the service's .creds,
+// which logs in with the service's permissions and nothing more.
+func TestApp_AccountsMode(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	a, err := Start(context.Background(), accountsConfig(dir), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	require.True(t, a.AdminCredsCreated())
+	require.Equal(t, auth.AdminCredsPath(dir), a.AdminCredsPath())
+
+	ctx := context.Background()
+	admin := connectCreds(t, a, a.AdminCredsPath(), auth.AdminServiceID)
+	creds, err := admin.RegisterService(ctx, bus.ServiceCredential{ServiceID: "login-svc",
+		Permissions: []string{auth.PermSessionRead, auth.PermSessionWrite}}, "")
+	require.NoError(t, err)
+	require.Contains(t, creds, "BEGIN NATS USER JWT")
+	path := filepath.Join(t.TempDir(), "login-svc.creds")
+	require.NoError(t, os.WriteFile(path, []byte(creds), 0o600))
+	svc := connectCreds(t, a, path, "login-svc")
+	s, err := svc.CreateSession(ctx, "u1", "tok-1")
+	require.NoError(t, err)
+	_, err = svc.ListServices(ctx)
+	require.Error(t, err, "a service without service.admin cannot list services")
+
+	// Anonymous and password logins are refused.
+	_, err = nats.Connect(a.ClientURL())
+	require.Error(t, err)
+	_, err = nats.Connect(a.ClientURL(), nats.UserInfo("login-svc", "whatever-secret-1234"))
+	require.Error(t, err)
+
+	// A restart keeps the accounts (the resolver persists them) and the
+	// admin's file.
+	require.NoError(t, a.Close())
+	a, err = Start(context.Background(), accountsConfig(dir), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	assert.False(t, a.AdminCredsCreated())
+	svc = connectCreds(t, a, path, "login-svc")
+	got, err := svc.GetSessionByToken(ctx, "tok-1")
+	require.NoError(t, err)
+	assert.Equal(t, s.SessionID, got.SessionID)
+}
+
+// A data dir of callout mode moves to accounts mode without loss:
+// sessions stay readable by token, and each registered service gets an
+// account and a credentials file under auth/creds.
+func TestApp_MigrateCalloutDataDir(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:-1", dir
+	old, err := Start(context.Background(), cfg, log)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = old.Manager().RegisterService(ctx, bus.ServiceCredential{ServiceID: "login-svc",
+		Permissions: []string{auth.PermSessionRead, auth.PermSessionWrite}}, "")
+	require.NoError(t, err)
+	s, err := old.Manager().CreateSession(ctx, "u1", "tok-1")
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	a, err := Start(context.Background(), accountsConfig(dir), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	path := filepath.Join(dir, "auth", "creds", "login-svc.creds")
+	fi, err := os.Stat(path)
+	require.NoError(t, err, "the migrated service's credentials are written")
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	svc := connectCreds(t, a, path, "login-svc")
+	got, err := svc.GetSessionByToken(ctx, "tok-1")
+	require.NoError(t, err, "a session of the old data dir is found by its token")
+	assert.Equal(t, s.SessionID, got.SessionID)
+	_, err = svc.CreateSession(ctx, "u2", "tok-2")
+	require.NoError(t, err)
+}
