@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/jwt/v2"
 
@@ -99,4 +100,31 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// IsNATSCreds reports whether data is a NATS credentials file (a user JWT
+// and its seed) rather than a bus credentials file of callout mode.
+func IsNATSCreds(data []byte) bool {
+	return strings.Contains(string(data), "-----BEGIN NATS USER JWT-----")
+}
+
+// NATSCredsService returns the service a NATS credentials file written by
+// the bus logs in as: its user's name.
+func NATSCredsService(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	token, err := jwt.ParseDecoratedJWT(data)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+	}
+	if err := bus.ValidateServiceID(uc.Name); err != nil {
+		return "", fmt.Errorf("%w: %s: the user is not a bus service", ErrKeyFile, path)
+	}
+	return uc.Name, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +17,10 @@ import (
 // defaultAdminCreds is where 'serve' with the default --data-dir writes the
 // admin's bus credentials.
 var defaultAdminCreds = filepath.Join("session-bus-data", "auth", "admin.json")
+
+// defaultAdminNATSCreds is the admin's NATS credentials file that 'serve
+// --auth accounts' writes; the service commands prefer it when it exists.
+var defaultAdminNATSCreds = filepath.Join("session-bus-data", "auth", "admin.creds")
 
 // loginHelp explains the login flags, for the help of the commands that
 // have them.
@@ -54,8 +59,8 @@ func newBusFlags(fs *pflag.FlagSet, asAdmin bool) *busFlags {
 	f.str(&b.natsCreds, "nats-creds", "NATS_CREDS", "", "log in with this NATS creds file")
 	f.str(&b.natsUser, "nats-user", "NATS_USER", "", "log in as this NATS user (with the auth callout: a service id), password from $SESSION_BUS_NATS_PASSWORD only")
 	f.str(&b.serviceCreds, "service-creds", "SERVICE_CREDS", "",
-		"log in as the bus service in this credentials file, as 'service add --creds-out' writes it")
-	adminHelp := "log in as admin with this bus credentials file, as 'serve' writes it to <data-dir>/auth/admin.json"
+		"log in as the bus service in this credentials file, as 'service add --creds-out' writes it (a NATS .creds file with --auth accounts)")
+	adminHelp := "log in as admin with this credentials file, as 'serve' writes it: <data-dir>/auth/admin.json, or admin.creds with --auth accounts"
 	if asAdmin {
 		adminHelp += "; with no login given: " + defaultAdminCreds
 		f.str(&b.serviceID, "service-id", "CALLER_ID", "", "act as this service: the last token of request subjects and, with a NATS login, "+
@@ -131,6 +136,9 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 	switch {
 	case fl == nil && b.asAdmin:
 		credsFile = defaultAdminCreds
+		if _, err := os.Stat(defaultAdminNATSCreds); err == nil {
+			credsFile = defaultAdminNATSCreds // serve --auth accounts
+		}
 	case fl == nil:
 	case fl.Name == "nats-creds":
 		natsLogin = nats.UserCredentials(b.natsCreds)
@@ -143,12 +151,23 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 	}
 	serviceID = b.serviceID
 	if credsFile != "" {
-		creds, err := auth.LoadServiceCreds(credsFile)
-		if err != nil {
-			return nil, "", err
+		if data, err := os.ReadFile(credsFile); err == nil && auth.IsNATSCreds(data) {
+			// A NATS credentials file (serve --auth accounts): the user's
+			// account is the service; replies come back to any inbox.
+			id, err := auth.NATSCredsService(credsFile)
+			if err != nil {
+				return nil, "", err
+			}
+			opts = append(opts, nats.UserCredentials(credsFile))
+			serviceID = cmp.Or(serviceID, id)
+		} else {
+			creds, err := auth.LoadServiceCreds(credsFile)
+			if err != nil {
+				return nil, "", err
+			}
+			opts = append(opts, creds.NATSOptions()...) // with the inbox prefix of creds.ServiceID
+			serviceID = cmp.Or(serviceID, creds.ServiceID)
 		}
-		opts = append(opts, creds.NATSOptions()...) // with the inbox prefix of creds.ServiceID
-		serviceID = cmp.Or(serviceID, creds.ServiceID)
 	}
 	if b.asAdmin {
 		serviceID = cmp.Or(serviceID, auth.AdminServiceID)

@@ -30,7 +30,9 @@ func newServiceCmd() *cobra.Command {
 
 Permissions: session.read, session.write, session.admin, events.subscribe,
 service.verify, service.admin. A new secret is printed once, or written to
---creds-out (mode 0600).
+--creds-out (mode 0600). With 'serve --auth accounts' that is a NATS
+credentials file (.creds: a user JWT and its seed) for the service's own
+account, usable as 'nats --creds FILE' and from any NATS client.
 
 ` + loginHelp + `
 Without one, they log in as admin with the credentials file 'serve' writes
@@ -153,6 +155,11 @@ func printCreds(out io.Writer, creds auth.ServiceCreds, file string) error {
 	data, err := json.Marshal(creds)
 	if err != nil {
 		return err
+	}
+	if auth.IsNATSCreds([]byte(creds.Secret)) {
+		// --auth accounts: the bus answered with a NATS credentials
+		// file, usable as is (nats --creds, nats.js, any client).
+		data = []byte(strings.TrimRight(creds.Secret, "\n"))
 	}
 	if file == "" {
 		_, err := fmt.Fprintln(out, string(data))
