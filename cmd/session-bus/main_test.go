@@ -307,3 +307,35 @@ func TestCLI_ServiceNATSUser(t *testing.T) {
 	cli("service", "remove", "pay-api")
 	assert.JSONEq(t, `{"services":[]}`, cli("service", "list", "--json"))
 }
+
+// With --auth accounts, `service add --creds-out` writes a NATS .creds
+// file that logs in as the service; the admin's admin.creds is the
+// default login of the service commands.
+func TestCLI_ServiceAccounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bus")
+	}
+	url, admin := startBus(t, app.AuthAccounts)
+	require.Equal(t, "admin.creds", filepath.Base(admin))
+	t.Chdir(filepath.Join(filepath.Dir(admin), "..", "..")) // where session-bus-data/auth/admin.creds is
+	cli := func(args ...string) result {
+		t.Helper()
+		return runCLI(t, []string{"SESSION_BUS_NATS_URL=" + url}, args...)
+	}
+	credsFile := filepath.Join(t.TempDir(), "pay.creds")
+	got := cli("service", "add", "pay-api", "--permissions", "session.read", "--creds-out", credsFile)
+	require.Equal(t, 0, got.code, got.stderr)
+	data, err := os.ReadFile(credsFile)
+	require.NoError(t, err)
+	require.True(t, auth.IsNATSCreds(data), "a standard .creds file")
+	fi, err := os.Stat(credsFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	got = cli("service", "list", "--json")
+	require.Equal(t, 0, got.code, got.stderr)
+	assert.Contains(t, got.stdout, `"service_id":"pay-api"`)
+	got = cli("service", "list", "--service-creds", credsFile)
+	assert.Equal(t, 1, got.code, "pay-api may not list services")
+	assert.Contains(t, got.stderr, "permission denied")
+}
