@@ -147,7 +147,7 @@ func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, 
 	uc := jwt.NewUserClaims(publicKey(ukp))
 	uc.Name = cred.ServiceID
 	uc.IssuerAccount = account
-	uc.Limits.Subs = DefaultMaxSubscriptions
+	uc.Subs = DefaultMaxSubscriptions
 	uc.Limits.Payload = DefaultMaxPayload
 	uc.Sub.Allow.Add("_INBOX.>")
 	for _, perm := range bus.AllPermissions {
