@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/session-bus/session-bus/bus"
@@ -34,6 +35,14 @@ const (
 	revokeTag = "revoke-before-at:"
 )
 
+// Limits of a service account's own JetStream, which holds only its copy
+// of the change events and its listeners' consumers: these are the
+// service's listener quota.
+const (
+	DefaultEventsStorage     = 256 << 20
+	DefaultMaxListenerGroups = 64
+)
+
 // ServiceLookup reads a service's record; bus.Store is one.
 type ServiceLookup interface {
 	GetService(ctx context.Context, serviceID string) (bus.ServiceRecord, error)
@@ -47,6 +56,8 @@ type ServiceLookup interface {
 type Accounts struct {
 	keys     *OperatorKeys
 	sys      *nats.Conn
+	busJS    jetstream.JetStream
+	dial     func(...nats.Option) (*nats.Conn, error)
 	services ServiceLookup
 	log      *slog.Logger
 
@@ -55,18 +66,38 @@ type Accounts struct {
 	timers map[string]*time.Timer
 }
 
-// NewAccounts returns Accounts signing with keys, pushing through sys (a
-// connection of the system account, see [OperatorKeys.SystemUser]) and
-// checking owners against services.
-func NewAccounts(keys *OperatorKeys, sys *nats.Conn, services ServiceLookup, log *slog.Logger) (*Accounts, error) {
-	if keys == nil || sys == nil || services == nil {
-		return nil, fmt.Errorf("%w: accounts need keys, a system connection and a service lookup", ErrInvalidConfig)
+// AccountsConfig is what [NewAccounts] needs.
+type AccountsConfig struct {
+	// Keys sign the accounts and their users.
+	Keys *OperatorKeys
+	// System is a connection of the system account
+	// ([OperatorKeys.SystemUser]): account updates go through it.
+	System *nats.Conn
+	// Bus is JetStream in the BUS account, where the events stream is:
+	// the consumers that feed the services' own event streams are made
+	// there.
+	Bus jetstream.JetStream
+	// Dial connects to the server with the given options; Accounts logs
+	// in to a new service account with it once, to create the account's
+	// events stream.
+	Dial func(...nats.Option) (*nats.Conn, error)
+	// Services checks an account's owner against its record.
+	Services ServiceLookup
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewAccounts returns Accounts for cfg.
+func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
+	if cfg.Keys == nil || cfg.System == nil || cfg.Bus == nil || cfg.Dial == nil || cfg.Services == nil {
+		return nil, fmt.Errorf("%w: accounts need keys, the system connection, the bus's JetStream, a dialer and a service lookup", ErrInvalidConfig)
 	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Accounts{keys: keys, sys: sys, services: services, log: log.With("component", "accounts"),
-		owners: map[string]string{}, timers: map[string]*time.Timer{}}, nil
+	return &Accounts{keys: cfg.Keys, sys: cfg.System, busJS: cfg.Bus, dial: cfg.Dial, services: cfg.Services,
+		log: log.With("component", "accounts"), owners: map[string]string{}, timers: map[string]*time.Timer{}}, nil
 }
 
 var (
@@ -88,6 +119,12 @@ func (a *Accounts) Provision(ctx context.Context, cred bus.ServiceCredential) (s
 	}
 	if err := a.push(ctx, ac); err != nil {
 		return "", nil, err
+	}
+	if slices.Contains(cred.Permissions, PermEventsSubscribe) {
+		if err := a.feedEvents(ctx, account); err != nil {
+			_ = a.Revoke(ctx, bus.ServiceCredential{ServiceID: cred.ServiceID, Account: account})
+			return "", nil, err
+		}
 	}
 	creds, err := a.newUser(account, cred)
 	if err != nil {
@@ -130,10 +167,93 @@ func (a *Accounts) serviceAccount(account string, cred bus.ServiceCredential) (*
 		case PermServiceAdmin:
 			request(perm, bus.ClassAdmin, "*")
 		case PermEventsSubscribe:
-			ac.Imports.Add(&jwt.Import{Name: perm, Type: jwt.Stream, Account: busAcc, Subject: eventsExport})
+			// Core events, and the feed of the account's own events stream.
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{DiskStorage: DefaultEventsStorage, Streams: 1, Consumer: DefaultMaxListenerGroups}
+			ac.Imports.Add(
+				&jwt.Import{Name: perm, Type: jwt.Stream, Account: busAcc, Subject: eventsExport},
+				&jwt.Import{Name: "event delivery", Type: jwt.Stream, Account: busAcc, Subject: jwt.Subject(deliverSubject(account))},
+				&jwt.Import{Name: "event flow control", Type: jwt.Service, Account: busAcc,
+					Subject: jwt.Subject("$JS.FC." + DefaultEventsStream + "." + account + ".*")},
+				&jwt.Import{Name: "event source reset", Type: jwt.Service, Account: busAcc,
+					Subject:      jwt.Subject("$JS.API.CONSUMER.RESET." + DefaultEventsStream + "." + account),
+					LocalSubject: jwt.RenamingSubject(busJSAPIPrefix + ".CONSUMER.RESET." + DefaultEventsStream + "." + account)},
+			)
 		}
 	}
 	return ac, nil
+}
+
+func deliverSubject(account string) string {
+	return strings.Replace(deliverExport, "*", account, 1)
+}
+
+// feedEvents makes account's own events stream: the bus's consumer on
+// its events stream, named after the account and delivering on the
+// account's deliver subject, and the account's stream sourcing from it.
+// The service's users may use that stream (consumers, pulls, acks) but not
+// create, change or delete it, nor reach the bus's JetStream API.
+func (a *Accounts) feedEvents(ctx context.Context, account string) error {
+	_, err := a.busJS.CreateOrUpdatePushConsumer(ctx, DefaultEventsStream, jetstream.ConsumerConfig{
+		Durable:        account,
+		Description:    "feeds the events stream of service account " + account,
+		DeliverSubject: deliverSubject(account),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckFlowControlPolicy,
+		FlowControl:    true,
+		IdleHeartbeat:  time.Second, // the only heartbeat the flow-control ack policy takes
+		MaxAckPending:  1024,
+	})
+	if err != nil {
+		return fmt.Errorf("auth: events consumer for %s: %w", account, err)
+	}
+	admin, err := a.adminUser(account)
+	if err != nil {
+		return err
+	}
+	nc, err := a.dial(admin)
+	if err != nil {
+		return fmt.Errorf("auth: log in to %s: %w", account, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DefaultEventsStream,
+		Description: "the session-bus change events, sourced from the bus",
+		Storage:     jetstream.FileStorage,
+		MaxBytes:    DefaultEventsStorage,
+		Discard:     jetstream.DiscardOld,
+		Sources: []*jetstream.StreamSource{{
+			Name:     DefaultEventsStream,
+			External: &jetstream.ExternalStream{APIPrefix: busJSAPIPrefix},
+			Consumer: &jetstream.StreamConsumerSource{Name: account, DeliverSubject: deliverSubject(account)},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("auth: events stream of %s: %w", account, err)
+	}
+	return nil
+}
+
+// adminUser returns a short-lived login to account with every right, for
+// the bus to set the account up.
+func (a *Accounts) adminUser(account string) (nats.Option, error) {
+	ukp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("auth: create user: %w", err)
+	}
+	uc := jwt.NewUserClaims(publicKey(ukp))
+	uc.Name = "session-bus setup"
+	uc.IssuerAccount = account
+	uc.Expires = time.Now().Add(time.Minute).Unix()
+	token, err := uc.Encode(a.keys.Signing)
+	if err != nil {
+		return nil, fmt.Errorf("auth: user jwt: %w", err)
+	}
+	seed, _ := ukp.Seed()
+	return nats.UserJWTAndSeed(token, string(seed)), nil
 }
 
 // newUser issues a user of account for cred and returns its credentials
@@ -166,7 +286,24 @@ func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, 
 		case PermServiceAdmin:
 			uc.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassAdmin) + ".*." + cred.ServiceID)
 		case PermEventsSubscribe:
+			// Listeners on the account's own events stream: consumers,
+			// pulls and acks; not the stream's create, update or delete.
+			st := DefaultEventsStream
 			uc.Sub.Allow.Add(eventsExport)
+			uc.Pub.Allow.Add(
+				"$JS.API.INFO",
+				"$JS.API.STREAM.INFO."+st,
+				"$JS.API.CONSUMER.CREATE."+st,
+				"$JS.API.CONSUMER.CREATE."+st+".>",
+				"$JS.API.CONSUMER.DURABLE.CREATE."+st+".>",
+				"$JS.API.CONSUMER.INFO."+st+".>",
+				"$JS.API.CONSUMER.DELETE."+st+".>",
+				"$JS.API.CONSUMER.MSG.NEXT."+st+".>",
+				"$JS.API.CONSUMER.LIST."+st,
+				"$JS.API.CONSUMER.NAMES."+st,
+				"$JS.ACK."+st+".>",
+				"$JS.FC."+st+".>",
+			)
 		}
 	}
 	if len(uc.Pub.Allow) == 0 { // an empty allow list means "anything"
@@ -228,11 +365,19 @@ func (a *Accounts) Revoke(ctx context.Context, cred bus.ServiceCredential) error
 	a.mu.Lock()
 	delete(a.owners, cred.Account)
 	a.mu.Unlock()
-	return a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) {
+	err := a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) {
 		ac.Imports = nil
 		ac.Limits.Conn = 0
 		ac.RevokeAt(jwt.All, time.Now())
 	})
+	if err != nil {
+		return err
+	}
+	// The consumer that fed the account's events goes too.
+	if err := a.busJS.DeleteConsumer(ctx, DefaultEventsStream, cred.Account); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("auth: delete events consumer of %s: %w", cred.Account, err)
+	}
+	return nil
 }
 
 // ServiceOf returns the service that owns account: the account JWT's name,

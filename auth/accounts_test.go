@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
 )
@@ -50,7 +52,14 @@ func startOperatorBus(t *testing.T) *opEnv {
 	ctx := natstest.Context(t)
 	st, err := kvstore.New(ctx, js, kvstore.DefaultConfig())
 	require.NoError(t, err)
-	acc, err := auth.NewAccounts(keys, sys, st, quiet())
+	rcfg := events.DefaultRelayConfig()
+	rcfg.Logger = quiet()
+	relay, err := events.NewRelay(js, rcfg)
+	require.NoError(t, err)
+	require.NoError(t, relay.Start(ctx))
+	t.Cleanup(func() { _ = relay.Close() })
+	dial := func(opts ...nats.Option) (*nats.Conn, error) { return nats.Connect(srv.ClientURL(), opts...) }
+	acc, err := auth.NewAccounts(auth.AccountsConfig{Keys: keys, System: sys, Bus: js, Dial: dial, Services: st, Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(acc.Close)
 	m, err := bus.New(st, "bus", time.Hour, bus.WithAccounts(acc), bus.WithLogger(quiet()))
@@ -263,3 +272,64 @@ func TestAccounts_AdminCreds(t *testing.T) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// A service with events.subscribe listens on its account's own copy of
+// the events: a group listener gets the events of changes made before it
+// started and after, and the service can neither delete that stream nor
+// reach the bus's JetStream API.
+func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	writer := e.client(t, e.register(t, "login-svc", auth.PermSessionRead, auth.PermSessionWrite), "login-svc")
+	before, err := writer.CreateSession(ctx, "u1", "tok-1")
+	require.NoError(t, err)
+
+	audit := e.connect(t, e.register(t, "audit", auth.PermEventsSubscribe))
+	js, err := jetstream.New(audit)
+	require.NoError(t, err)
+	got := make(chan events.Event, 16)
+	var l *events.Listener
+	require.Eventually(t, func() bool { // the account's stream may still be catching up
+		l, err = events.Listen(ctx, js, "audit-log", func(_ context.Context, ev events.Event) error {
+			got <- ev
+			return nil
+		}, events.WithLogger(quiet()))
+		return err == nil
+	}, natstest.Patience, 50*time.Millisecond, "listen: %v", err)
+	t.Cleanup(func() { _ = l.Close() })
+	after, err := writer.CreateSession(ctx, "u2", "tok-2")
+	require.NoError(t, err)
+	want := map[string]bool{before.SessionID: true, after.SessionID: true}
+	deadline := time.After(natstest.Patience)
+	for len(want) > 0 {
+		select {
+		case ev := <-got:
+			assert.Equal(t, events.SessionCreated, ev.Type)
+			delete(want, ev.SessionID)
+		case <-deadline:
+			t.Fatalf("events missing: %v", want)
+		}
+	}
+
+	// A refused publish gets no answer: each attempt is bounded.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err = js.DeleteStream(short, auth.DefaultEventsStream)
+	cancel()
+	require.Error(t, err, "a service cannot delete its events stream")
+	_, err = audit.Request("$JS.bus.API.CONSUMER.CREATE."+auth.DefaultEventsStream, []byte(`{"config":{"deliver_subject":"$KV.sessions.x"}}`), time.Second)
+	require.Error(t, err, "a service cannot create consumers on the bus's stream")
+	_, err = audit.Request("$JS.API.STREAM.PURGE."+auth.DefaultEventsStream, nil, time.Second)
+	require.Error(t, err, "nor purge its copy")
+
+	// Removal takes the consumer that fed the account away.
+	rec, err := e.st.GetService(ctx, "audit")
+	require.NoError(t, err)
+	busJS, err := jetstream.New(e.nc)
+	require.NoError(t, err)
+	_, err = busJS.PushConsumer(ctx, auth.DefaultEventsStream, rec.Credential.Account)
+	require.NoError(t, err, "the bus feeds the account through a consumer named after it")
+	require.NoError(t, e.m.RemoveService(ctx, "audit"))
+	_, err = busJS.PushConsumer(ctx, auth.DefaultEventsStream, rec.Credential.Account)
+	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound, "a removed service's feed is gone")
+}

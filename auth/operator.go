@@ -34,8 +34,20 @@ const (
 	// discoveryExport lets the admin's account reach the micro
 	// discovery subjects ($SRV.PING, $SRV.INFO, $SRV.STATS).
 	discoveryExport = "$SRV.>"
-	// eventsExport is the stream export of the change events.
+	// eventsExport is the stream export of the change events (core
+	// subscribers).
 	eventsExport = "session.>"
+	// The exports a service account's own events stream sources through
+	// (auth/sourcing_probe_test.go shows why each is needed): the bus
+	// pre-creates one push consumer per service account, named after its
+	// key, delivering on deliverExport; the sourcing stream resets it on
+	// start and answers its flow control. Each export pins a token to the
+	// importing account, so a service reaches only its own consumer.
+	deliverExport       = bus.SubjectPrefix + ".deliver.*"
+	deliverTokenPos     = 3
+	busJSAPIPrefix      = "$JS.bus.API" // where a service account sees the bus's reset API
+	flowControlTokenPos = 4
+	resetTokenPos       = 6
 
 	claimsUpdateSubject = "$SYS.REQ.CLAIMS.UPDATE"
 	claimsLookupSubject = "$SYS.REQ.ACCOUNT.%s.CLAIMS.LOOKUP"
@@ -181,6 +193,11 @@ func (k *OperatorKeys) accountJWTs() (sys, busAcc string, err error) {
 		&jwt.Export{Name: "session-bus requests", Subject: requestExport, Type: jwt.Service, AccountTokenPosition: exportTokenPosition},
 		&jwt.Export{Name: "session-bus discovery", Subject: discoveryExport, Type: jwt.Service},
 		&jwt.Export{Name: "session-bus events", Subject: eventsExport, Type: jwt.Stream},
+		&jwt.Export{Name: "session-bus event delivery", Subject: deliverExport, Type: jwt.Stream, AccountTokenPosition: deliverTokenPos},
+		&jwt.Export{Name: "session-bus event flow control", Subject: jwt.Subject("$JS.FC." + DefaultEventsStream + ".*.*"),
+			Type: jwt.Service, AccountTokenPosition: flowControlTokenPos},
+		&jwt.Export{Name: "session-bus event source reset", Subject: jwt.Subject("$JS.API.CONSUMER.RESET." + DefaultEventsStream + ".*"),
+			Type: jwt.Service, AccountTokenPosition: resetTokenPos},
 	)
 	if busAcc, err = bc.Encode(k.Operator); err != nil {
 		return "", "", fmt.Errorf("auth: bus account jwt: %w", err)

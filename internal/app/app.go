@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	opts := append(cfg.managerOptions(), bus.WithLogger(log), bus.WithServiceAudit(a.recordService))
 	var svcOpts []bus.ServiceOption
 	if cfg.Auth == AuthAccounts {
-		if err = a.startAccounts(url, log); err != nil {
+		if err = a.startAccounts(url, js, log); err != nil {
 			return nil, err
 		}
 		opts = append(opts, bus.WithAccounts(a.accounts))
@@ -167,7 +167,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 
 // startAccounts connects to the system account and sets up the service
 // accounts (operator mode).
-func (a *App) startAccounts(url string, log *slog.Logger) error {
+func (a *App) startAccounts(url string, js jetstream.JetStream, log *slog.Logger) error {
 	sysUser, err := a.opKeys.SystemUser()
 	if err != nil {
 		return err
@@ -179,7 +179,14 @@ func (a *App) startAccounts(url string, log *slog.Logger) error {
 	if a.sys, err = connect(url, sysOpts); err != nil {
 		return err
 	}
-	a.accounts, err = auth.NewAccounts(a.opKeys, a.sys, a.store, log)
+	dial := func(opts ...nats.Option) (*nats.Conn, error) {
+		if a.ns != nil {
+			opts = append(opts, nats.InProcessServer(a.ns))
+		}
+		return connect(url, opts)
+	}
+	a.accounts, err = auth.NewAccounts(auth.AccountsConfig{Keys: a.opKeys, System: a.sys, Bus: js,
+		Dial: dial, Services: a.store, Logger: log})
 	return err
 }
 

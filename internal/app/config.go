@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
@@ -168,6 +169,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: auth must be %q, %q or %q", ErrInvalidConfig, AuthCallout, AuthAccounts, AuthNone)
 	case c.Auth != AuthNone && c.DataDir == "":
 		return fmt.Errorf("%w: auth %s keeps its keys in the data dir", ErrInvalidConfig, c.Auth)
+	case c.Auth == AuthAccounts && c.Events.Name != auth.DefaultEventsStream:
+		return fmt.Errorf("%w: auth accounts exports the events stream %s; it cannot be renamed", ErrInvalidConfig, auth.DefaultEventsStream)
 	case c.Auth == AuthAccounts && c.NATSURL != "":
 		return fmt.Errorf("%w: auth accounts runs the embedded server in operator mode (an external NATS is not supported yet)", ErrInvalidConfig)
 	case c.Sync != SyncDefault && c.Sync != SyncAlways:
