@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/natstest"
 )
 
 // buildBinary builds cmd/session-bus into a temp dir.
@@ -97,13 +98,11 @@ func (p *busProcess) stop(tb testing.TB) error {
 // returns a connection logged in as it.
 func addService(t *testing.T, bin, url, dataDir, id, perms string) *nats.Conn {
 	t.Helper()
-	credsFile := filepath.Join(t.TempDir(), id+".json")
+	credsFile := filepath.Join(t.TempDir(), id+".creds")
 	out, err := exec.Command(bin, "service", "add", id, "--permissions", perms, "--nats-url", url,
-		"--admin-creds", filepath.Join(dataDir, "auth", "admin.json"), "--creds-out", credsFile).CombinedOutput()
+		"--admin-creds", filepath.Join(dataDir, "auth", "admin.creds"), "--creds-out", credsFile).CombinedOutput()
 	require.NoError(t, err, "service add: %s", out)
-	creds, err := auth.LoadServiceCreds(credsFile)
-	require.NoError(t, err)
-	nc, err := nats.Connect(url, creds.NATSOptions()...)
+	nc, err := nats.Connect(url, nats.UserCredentials(credsFile))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	return nc
@@ -181,7 +180,7 @@ func TestBinary_EventsTail(t *testing.T) {
 	require.NoError(t, err)
 
 	tail := exec.CommandContext(ctx, bin, "events", "tail", "--nats-url", p.url, "--since", "1m", "--type", "created",
-		"--service-creds", filepath.Join(dir, "auth", "admin.json"))
+		"--service-creds", filepath.Join(dir, "auth", "admin.creds"))
 	out, err := tail.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, tail.Start())
@@ -203,32 +202,35 @@ func TestBinary_ServiceLifecycle(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	p := startBinary(t, bin, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir)
-	admin := filepath.Join(dir, "auth", "admin.json")
+	admin := filepath.Join(dir, "auth", "admin.creds")
 	cli := func(args ...string) string {
 		out, err := exec.Command(bin, append(args, "--nats-url", p.url, "--admin-creds", admin)...).Output()
 		require.NoError(t, err, "%v", args)
 		return string(out)
 	}
-	credsFile := filepath.Join(t.TempDir(), "pay.json")
+	credsFile := filepath.Join(t.TempDir(), "pay.creds")
 	cli("service", "add", "pay-api", "--permissions", "session.read", "--creds-out", credsFile)
 	assert.Contains(t, cli("service", "list", "--json"), `"service_id":"pay-api"`)
-	old, err := auth.LoadServiceCreds(credsFile)
+	oldCreds := filepath.Join(t.TempDir(), "pay-old.creds")
+	require.NoError(t, os.Rename(credsFile, oldCreds))
+	old, err := nats.Connect(p.url, nats.UserCredentials(oldCreds), nats.NoReconnect())
 	require.NoError(t, err)
+	defer old.Close()
 
-	// Rotate without grace: the old secret no longer logs in, the new one does.
+	// Rotate without grace: the old credentials' connection is closed and
+	// they log in no more; the new ones do.
 	cli("service", "rotate", "pay-api", "--grace", "0s", "--creds-out", credsFile)
-	_, err = nats.Connect(p.url, old.NATSOptions()...)
-	require.Error(t, err, "the old secret is refused after a rotation without grace")
-	fresh, err := auth.LoadServiceCreds(credsFile)
-	require.NoError(t, err)
-	nc, err := nats.Connect(p.url, append(fresh.NATSOptions(), nats.NoReconnect())...)
+	require.Eventually(t, old.IsClosed, natstest.Patience, 50*time.Millisecond, "the old credentials' connection is closed")
+	_, err = nats.Connect(p.url, nats.UserCredentials(oldCreds), nats.NoReconnect())
+	require.Error(t, err, "the old credentials are refused after a rotation without grace")
+	nc, err := nats.Connect(p.url, nats.UserCredentials(credsFile), nats.NoReconnect())
 	require.NoError(t, err)
 	defer nc.Close()
 
-	// Remove: the live connection is closed within seconds.
+	// Remove: the live connection is closed.
 	cli("service", "remove", "pay-api")
-	require.Eventually(t, nc.IsClosed, 5*time.Second, 50*time.Millisecond, "a removed service keeps its connection")
-	_, err = nats.Connect(p.url, fresh.NATSOptions()...)
+	require.Eventually(t, nc.IsClosed, natstest.Patience, 50*time.Millisecond, "a removed service keeps its connection")
+	_, err = nats.Connect(p.url, nats.UserCredentials(credsFile), nats.NoReconnect())
 	require.Error(t, err)
 	require.NoError(t, p.stop(t))
 }

@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,7 +40,8 @@ func connectCreds(t *testing.T, a *App, creds, id string) *client.Client {
 // which logs in with the service's permissions and nothing more.
 func TestApp_AccountsMode(t *testing.T) {
 	dir := t.TempDir()
-	log := slog.New(slog.DiscardHandler)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := Start(context.Background(), accountsConfig(dir), log)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
@@ -58,6 +61,30 @@ func TestApp_AccountsMode(t *testing.T) {
 	require.NoError(t, err)
 	_, err = svc.ListServices(ctx)
 	require.Error(t, err, "a service without service.admin cannot list services")
+
+	// The service's nkey seed is nowhere but in its file: not in any
+	// bucket, not in the logs.
+	var seed string
+	for _, line := range strings.Split(creds, "\n") {
+		if strings.HasPrefix(line, "SU") {
+			seed = line
+		}
+	}
+	require.NotEmpty(t, seed)
+	js, err := jetstream.New(a.nc)
+	require.NoError(t, err)
+	for name := range js.KeyValueStoreNames(ctx).Name() {
+		kv, err := js.KeyValue(ctx, name)
+		require.NoError(t, err)
+		keys, err := kv.ListKeys(ctx)
+		require.NoError(t, err)
+		for key := range keys.Keys() {
+			if e, err := kv.Get(ctx, key); err == nil {
+				assert.NotContains(t, string(e.Value()), seed, "bucket %s key %s", name, key)
+			}
+		}
+	}
+	assert.NotContains(t, logs.String(), seed)
 
 	// Anonymous and password logins are refused.
 	_, err = nats.Connect(a.ClientURL())
@@ -85,7 +112,7 @@ func TestApp_MigrateCalloutDataDir(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	cfg := DefaultConfig()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:-1", dir
+	cfg.Listen, cfg.DataDir, cfg.Auth = "127.0.0.1:-1", dir, AuthCallout
 	old, err := Start(context.Background(), cfg, log)
 	require.NoError(t, err)
 	ctx := context.Background()

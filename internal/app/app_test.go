@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 func startTestApp(t *testing.T, logs *syncBuffer) (*App, *nats.Conn) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:-1", t.TempDir()
+	cfg.Listen, cfg.DataDir, cfg.Auth = "127.0.0.1:-1", t.TempDir(), AuthCallout // the tests below check secrets
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := Start(context.Background(), cfg, log)
 	require.NoError(t, err)

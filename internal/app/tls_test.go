@@ -65,7 +65,7 @@ func newPKI(t *testing.T) pki {
 	return p
 }
 
-func startTLSApp(t *testing.T, p pki, clientCA string) (*App, auth.ServiceCreds) {
+func startTLSApp(t *testing.T, p pki, clientCA string) (*App, nats.Option) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:-1", t.TempDir()
@@ -74,9 +74,7 @@ func startTLSApp(t *testing.T, p pki, clientCA string) (*App, auth.ServiceCreds)
 	a, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, a.Close()) })
-	admin, err := auth.LoadServiceCreds(a.AdminCredsPath())
-	require.NoError(t, err)
-	return a, admin
+	return a, nats.UserCredentials(a.AdminCredsPath())
 }
 
 // TestApp_TLS: with a certificate the embedded server takes TLS clients
@@ -87,19 +85,19 @@ func TestApp_TLS(t *testing.T) {
 	a, admin := startTLSApp(t, p, "")
 	require.True(t, strings.HasPrefix(a.ClientURL(), "tls://"), a.ClientURL())
 
-	nc, err := nats.Connect(a.ClientURL(), append(admin.NATSOptions(), nats.RootCAs(p.ca), nats.Timeout(natstest.Patience))...)
+	nc, err := nats.Connect(a.ClientURL(), append([]nats.Option{admin}, nats.RootCAs(p.ca), nats.Timeout(natstest.Patience))...)
 	require.NoError(t, err, "a TLS client that trusts the CA connects")
 	defer nc.Close()
-	c, err := client.New(nc, client.WithServiceID(admin.ServiceID))
+	c, err := client.New(nc, client.WithServiceID(auth.AdminServiceID))
 	require.NoError(t, err)
 	s, err := c.CreateSession(context.Background(), "u", "token-over-tls")
 	require.NoError(t, err)
 	assert.Equal(t, "u", s.LoginID)
 
 	plain := strings.Replace(a.ClientURL(), "tls://", "nats://", 1)
-	_, err = nats.Connect(plain, append(admin.NATSOptions(), nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
+	_, err = nats.Connect(plain, append([]nats.Option{admin}, nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
 	require.Error(t, err, "a client without TLS is refused")
-	_, err = nats.Connect(a.ClientURL(), append(admin.NATSOptions(), nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
+	_, err = nats.Connect(a.ClientURL(), append([]nats.Option{admin}, nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
 	require.Error(t, err, "a client that does not trust the server's CA is refused")
 }
 
@@ -109,9 +107,9 @@ func TestApp_TLSClientCA(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
 	a, admin := startTLSApp(t, p, p.ca)
-	_, err := nats.Connect(a.ClientURL(), append(admin.NATSOptions(), nats.RootCAs(p.ca), nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
+	_, err := nats.Connect(a.ClientURL(), append([]nats.Option{admin}, nats.RootCAs(p.ca), nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
 	require.Error(t, err, "no client certificate: refused")
-	nc, err := nats.Connect(a.ClientURL(), append(admin.NATSOptions(), nats.RootCAs(p.ca),
+	nc, err := nats.Connect(a.ClientURL(), append([]nats.Option{admin}, nats.RootCAs(p.ca),
 		nats.ClientCert(p.clientCert, p.clientKey), nats.Timeout(natstest.Patience))...)
 	require.NoError(t, err)
 	nc.Close()
