@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Handler handles one event. For a group ([Listen]) an error means "retry":
@@ -26,8 +28,9 @@ type Listener struct {
 	err       error // set before done closes
 }
 
-// Done is closed when the listener has stopped: after Close, or when its
-// consumer was deleted under it ([Listener.Err] says why).
+// Done is closed when the listener has stopped: after Close, or when it
+// failed for good ([Listener.Err] says why). A group's durable consumer
+// deleted under it is made again instead.
 func (l *Listener) Done() <-chan struct{} { return l.done }
 
 // Err returns why the listener stopped on its own, once Done is closed;
@@ -101,22 +104,49 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("events: open group %q: %w", group, err)
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("events: open group %q: %w", group, err)
+	open := func(ctx context.Context) (jetstream.MessagesContext, error) {
+		cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("events: open group %q: %w", group, err)
+		}
+		// The server hands out at most maxAckPending unacknowledged
+		// events; the pull itself asks for more, so it stays open between
+		// them. A pull of one message at a time stalled for good after
+		// relay failovers (seen in TestFault_KillBusUnderLoad: consumer
+		// with no waiting pull, client blocked in Next; nats-server issue
+		// 4736 reports the same with PullMaxMessages(1)).
+		it, err := cons.Messages(jetstream.PullMaxMessages(max(o.maxAckPending, minPullBatch)))
+		if err != nil {
+			return nil, fmt.Errorf("events: open group %q: %w", group, err)
+		}
+		return it, nil
 	}
-	// The server hands out at most maxAckPending unacknowledged events;
-	// the pull itself asks for more, so it stays open between them. A
-	// pull of one message at a time stalled for good after relay
-	// failovers (seen in TestFault_KillBusUnderLoad: consumer with no
-	// waiting pull, client blocked in Next; nats-server issue 4736 reports
-	// the same with PullMaxMessages(1)).
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.maxAckPending, minPullBatch)))
+	it, err := open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("events: open group %q: %w", group, err)
+		return nil, err
 	}
-	g := &groupRun{o: o, handler: handler, log: o.logger.With("component", "events.listener", keyGroup, group)}
-	return start(it, it.Drain, g.handle), nil
+	log := o.logger.With("component", "events.listener", keyGroup, group)
+	g := &groupRun{o: o, handler: handler, log: log}
+	// A group outlives its durable consumer: deleted under it (by an
+	// operator, or by a hostile peer of the same account), it is made
+	// again with the same configuration, from its configured start, so
+	// events stored meanwhile are delivered (at least once, as always).
+	reopen := func(ctx context.Context, cause error) (jetstream.MessagesContext, error) {
+		if !errors.Is(cause, jetstream.ErrConsumerDeleted) {
+			return nil, cause
+		}
+		log.Warn("group consumer deleted; creating it again", keyErr, cause)
+		for attempt := 0; ; attempt++ {
+			it, err := open(ctx)
+			if err == nil {
+				return it, nil
+			}
+			if err := retry.Backoff(ctx, attempt); err != nil {
+				return nil, cause
+			}
+		}
+	}
+	return start(it, (jetstream.MessagesContext).Drain, reopen, g.handle), nil
 }
 
 // minPullBatch is the smallest pull a group listener keeps open.
@@ -155,7 +185,7 @@ func Broadcast(ctx context.Context, js jetstream.JetStream, handler Handler, opt
 		return nil, fmt.Errorf("events: broadcast: %w", err)
 	}
 	log := o.logger.With("component", "events.broadcast")
-	return start(it, it.Stop, func(ctx context.Context, msg jetstream.Msg, _ bool) {
+	return start(it, (jetstream.MessagesContext).Stop, nil, func(ctx context.Context, msg jetstream.Msg, _ bool) {
 		ev, err := Decode(msg.Data())
 		if err != nil {
 			log.Warn("skipping bad event", keySubject, msg.Subject(), keyErr, err)
@@ -170,11 +200,18 @@ func Broadcast(ctx context.Context, js jetstream.JetStream, handler Handler, opt
 	}), nil
 }
 
-// start runs handle on every message of it until Close; stop ends it.
-// handle is told when the listener is closing.
-func start(it jetstream.MessagesContext, stop func(), handle func(ctx context.Context, msg jetstream.Msg, closing bool)) *Listener {
+// start runs handle on every message of it until Close; stop ends an
+// iterator. When the iterator fails, reopen (if not nil) may return a new
+// one to go on with (it gets the failure and the listener's context);
+// else the listener stops with the failure. handle is told when the
+// listener is closing.
+func start(it jetstream.MessagesContext, stop func(jetstream.MessagesContext),
+	reopen func(context.Context, error) (jetstream.MessagesContext, error),
+	handle func(ctx context.Context, msg jetstream.Msg, closing bool)) *Listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{cancel: cancel, done: make(chan struct{})}
+	var mu sync.Mutex // guards cur: the stopper stops the iterator in use
+	cur := it
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
@@ -182,20 +219,35 @@ func start(it jetstream.MessagesContext, stop func(), handle func(ctx context.Co
 		case <-ctx.Done():
 		case <-l.done:
 		}
-		stop()
+		mu.Lock()
+		stop(cur)
+		mu.Unlock()
 	}()
 	go func() {
 		defer l.wg.Done()
 		defer close(l.done)
 		for {
 			msg, err := it.Next()
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					l.err = fmt.Errorf("events: listener stopped: %w", err)
-				}
+			if err == nil {
+				handle(ctx, msg, ctx.Err() != nil)
+				continue
+			}
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
-			handle(ctx, msg, ctx.Err() != nil)
+			if reopen != nil {
+				if next, rerr := reopen(ctx, err); rerr == nil {
+					mu.Lock()
+					it, cur = next, next
+					if ctx.Err() != nil { // closed while reopening: the stopper may be done
+						stop(next)
+					}
+					mu.Unlock()
+					continue
+				}
+			}
+			l.err = fmt.Errorf("events: listener stopped: %w", err)
+			return
 		}
 	}()
 	return l

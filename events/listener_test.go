@@ -223,3 +223,30 @@ func TestAuditor_Bounded(t *testing.T) {
 	_, err = events.NewAuditor(ctx, e.js, cfg)
 	require.ErrorIs(t, err, events.ErrInvalidConfig, "an unbounded audit stream is refused")
 }
+
+// A group whose durable consumer is deleted under it makes it again and
+// goes on: the events after the deletion still arrive.
+func TestListen_RecreatesDeletedConsumer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	startRelay(t, e.js)
+	got := make(chan events.Event, 10)
+	h := func(_ context.Context, ev events.Event) error { got <- ev; return nil }
+	l := listen(t, e, "billing", h)
+	createN(t, e, "jack", 1)
+	next(t, got, natstest.Patience)
+
+	ctx := natstest.Context(t)
+	require.NoError(t, e.js.DeleteConsumer(ctx, events.DefaultStreamConfig().Name, "billing"))
+	createN(t, e, "kate", 2)
+	for _, ev := range nextN(t, got, 2, natstest.Patience) {
+		assert.Equal(t, "kate", ev.LoginID)
+	}
+	select {
+	case <-l.Done():
+		t.Fatalf("the listener stopped: %v", l.Err())
+	default:
+	}
+	_, err := e.js.Consumer(ctx, events.DefaultStreamConfig().Name, "billing")
+	require.NoError(t, err, "the group's consumer exists again")
+}
