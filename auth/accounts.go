@@ -534,3 +534,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return errors.Join(ctx.Err(), errors.New("auth: waiting for the next second"))
 	}
 }
+
+// authErrorSubject is where every server of the cluster reports a refused
+// login to the system account.
+const authErrorSubject = "$SYS.SERVER.*.CLIENT.AUTH.ERR"
+
+// WatchFailedLogins calls report with the host of every login a server
+// refuses (in operator mode the server checks logins itself, so this is
+// how the bus learns of them). sys is a system account connection; the
+// subscription ends when it closes.
+func WatchFailedLogins(sys *nats.Conn, report func(host string)) error {
+	_, err := sys.Subscribe(authErrorSubject, func(m *nats.Msg) {
+		var ev struct {
+			Client struct {
+				Host string `json:"host"`
+			} `json:"client"`
+		}
+		if json.Unmarshal(m.Data, &ev) == nil {
+			report(ev.Client.Host)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("auth: watch failed logins: %w", err)
+	}
+	return sys.Flush()
+}

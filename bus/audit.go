@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 )
@@ -9,9 +10,9 @@ import (
 // ServiceEvent records a change to the service registry or a failed
 // verification, for the audit trail. It never holds a secret.
 type ServiceEvent struct {
-	Type      string    `json:"type"` // registered, rotated, removed, verify_failed
+	Type      string    `json:"type"` // registered, rotated, removed, verify_failed, login_failed
 	ServiceID string    `json:"service_id"`
-	Actor     string    `json:"actor"` // the acting service
+	Actor     string    `json:"actor"` // the acting service (login_failed: the host)
 	Time      time.Time `json:"time"`
 	// Count, for verify_failed, is how many verifications of ServiceID
 	// failed in the current minute so far: a record is written at the
@@ -25,7 +26,16 @@ const (
 	ServiceRotated      = "rotated"
 	ServiceRemoved      = "removed"
 	ServiceVerifyFailed = "verify_failed"
+	// ServiceLoginFailed counts logins the NATS server refused (accounts
+	// mode, where the server checks logins itself), per host: the record's
+	// ServiceID is [FailedLoginID] (a login that failed names no service
+	// the bus can trust) and its Actor the host.
+	ServiceLoginFailed = "login_failed"
 )
+
+// FailedLoginID is the ServiceID of [ServiceLoginFailed] records: no
+// service id can start with '_'.
+const FailedLoginID = "_login"
 
 // AccessEvent records a read of a session by a service other than the one
 // that created it (SEED.md's "audit logging of cross-service access").
@@ -76,6 +86,25 @@ func (m *Manager) reportFailedVerify(ctx context.Context, serviceID string) {
 	m.log.Info("service verifications failed", keyServiceID, id, "count_this_minute", n)
 	if m.o.serviceAudit != nil && ValidateServiceID(serviceID) == nil {
 		m.o.serviceAudit(ctx, ServiceEvent{Type: ServiceVerifyFailed, ServiceID: serviceID, Actor: m.caller(ctx),
+			Time: m.o.now().UTC(), Count: n})
+	}
+}
+
+// ReportFailedLogin counts a login the NATS server refused from host, and
+// logs and audits ([ServiceLoginFailed]) the count of that host's failures
+// in the current minute at the 1st, 10th, 100th, ... one, so a flood of
+// bad logins cannot flood the log or the audit stream.
+func (m *Manager) ReportFailedLogin(ctx context.Context, host string) {
+	if net.ParseIP(host) == nil {
+		host = "(unknown host)"
+	}
+	n := m.failures.add("login "+host, m.o.now())
+	if !isPowerOfTen(n) {
+		return
+	}
+	m.log.Info("logins refused", "host", host, "count_this_minute", n)
+	if m.o.serviceAudit != nil {
+		m.o.serviceAudit(ctx, ServiceEvent{Type: ServiceLoginFailed, ServiceID: FailedLoginID, Actor: host,
 			Time: m.o.now().UTC(), Count: n})
 	}
 }

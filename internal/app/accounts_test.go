@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/natstest"
 )
 
 func accountsConfig(dir string) Config {
@@ -136,4 +138,39 @@ func TestApp_MigrateCalloutDataDir(t *testing.T) {
 	assert.Equal(t, s.SessionID, got.SessionID)
 	_, err = svc.CreateSession(ctx, "u2", "tok-2")
 	require.NoError(t, err)
+}
+
+// Logins the server refuses are counted per host and minute: a line and a
+// login_failed audit record at the 1st and 10th, not one per attempt.
+func TestApp_AccountsFailedLoginsCounted(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a, err := Start(context.Background(), accountsConfig(t.TempDir()), log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	for range 12 {
+		_, err := nats.Connect(a.ClientURL(), nats.UserInfo("admin", "not-a-jwt"), nats.NoReconnect())
+		require.Error(t, err)
+	}
+	js, err := jetstream.New(a.nc)
+	require.NoError(t, err)
+	cons, err := js.OrderedConsumer(context.Background(), "SESSION_AUDIT", jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"sessionaudit.service." + bus.ServiceLoginFailed + "." + bus.FailedLoginID}})
+	require.NoError(t, err)
+	var counts []int
+	require.Eventually(t, func() bool {
+		batch, err := cons.FetchNoWait(10)
+		if err != nil {
+			return false
+		}
+		for m := range batch.Messages() {
+			var ev bus.ServiceEvent
+			require.NoError(t, json.Unmarshal(m.Data(), &ev))
+			assert.Equal(t, "127.0.0.1", ev.Actor)
+			counts = append(counts, ev.Count)
+		}
+		return len(counts) >= 2
+	}, natstest.Patience, 20*time.Millisecond)
+	assert.Equal(t, []int{1, 10}, counts, "records at the 1st and 10th refused login only")
+	assert.Equal(t, 2, strings.Count(logs.String(), "logins refused"), logs.String())
 }

@@ -156,6 +156,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		if a.adminNew, err = auth.EnsureAdminCreds(ctx, a.manager, a.store, a.adminCreds); err != nil {
 			return nil, err
 		}
+		if err = auth.WatchFailedLogins(a.sys, func(host string) {
+			a.manager.ReportFailedLogin(context.Background(), host)
+		}); err != nil {
+			return nil, err
+		}
 		if err = a.migrateServices(ctx); err != nil {
 			return nil, err
 		}
