@@ -93,7 +93,7 @@ func newServeCmd() *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 	}
 	cfg := app.DefaultConfig()
-	var syncMode, storage, logFormat, logLevel, tokenKeyHex, authMode string
+	var syncMode, storage, logFormat, logLevel, tokenKeyHex, authMode, attrKeys, attrKeyFile string
 	f := envFlags{cmd.Flags()}
 	f.str(&authMode, "auth", "AUTH", "", "default: accounts with the embedded server, callout with --nats-url. callout: services log in with their bus credentials, the embedded server refuses anonymous connections (the bus is the server's auth callout); accounts: the embedded server in operator mode, every service in an account of its own logging in with a .creds file, the bus's data in an account no service can log in to; none: leave authentication to the NATS deployment")
 	f.str(&cfg.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty runs an embedded server")
@@ -116,6 +116,8 @@ func newServeCmd() *cobra.Command {
 	f.num(&cfg.MaxSessions, "max-sessions", "MAX_SESSIONS", 0, "sessions per login; 0 for no cap")
 	f.str(&cfg.Evict, "max-sessions-policy", "MAX_SESSIONS_POLICY", cfg.Evict, "at max-sessions: evict (the oldest) or refuse (the new one)")
 	f.str(&tokenKeyHex, "token-key", "TOKEN_KEY", "", "hex HMAC key for token fingerprints; the same on every instance (prefer the environment variable)")
+	f.str(&attrKeys, "attribute-key", "ATTRIBUTE_KEY", "", "encrypt attribute values at rest (AES-GCM): id:hexkey[,id:hexkey...], the first sealing new values, the others opening older ones; the same on every instance (prefer the environment variable or --attribute-key-file)")
+	f.str(&attrKeyFile, "attribute-key-file", "ATTRIBUTE_KEY_FILE", "", "read --attribute-key's value from this file (mode 0600 or stricter)")
 	f.num(&cfg.MaxInFlight, "max-in-flight", "MAX_IN_FLIGHT", cfg.MaxInFlight, "concurrent requests per process; beyond it callers get 503")
 	f.num(&cfg.MaxInFlightPerCaller, "max-in-flight-per-caller", "MAX_IN_FLIGHT_PER_CALLER", 0, "one calling service's share of --max-in-flight, so its burst cannot fail others' requests; 0 for half")
 	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
@@ -150,6 +152,23 @@ func newServeCmd() *cobra.Command {
 				return invalid(cmd, "token-key", errors.New("not hex")) // the key itself stays out of the message
 			}
 			cfg.TokenKey = key
+		}
+		if attrKeyFile != "" {
+			if attrKeys != "" {
+				return usagef("--attribute-key and --attribute-key-file: give one")
+			}
+			data, err := readSecretFile(attrKeyFile)
+			if err != nil {
+				return invalid(cmd, "attribute-key-file", err)
+			}
+			attrKeys = string(data)
+		}
+		if attrKeys != "" {
+			id, keys, err := app.ParseAttributeKeys(attrKeys)
+			if err != nil {
+				return invalid(cmd, "attribute-key", err)
+			}
+			cfg.AttributeKeyID, cfg.AttributeKeys = id, keys
 		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -201,4 +220,17 @@ func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, erro
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("want text or json, not %q", format)
+}
+
+// readSecretFile reads a key file, refusing one that group or others may
+// read.
+func readSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is mode %v; want 0600", path, fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
 }

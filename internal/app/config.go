@@ -1,8 +1,10 @@
 package app
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/session-bus/session-bus/auth"
@@ -109,6 +111,14 @@ type Config struct {
 	// created; a bucket made by an older release without one keeps using
 	// no key, so its sessions stay readable by token.
 	TokenKey []byte
+	// AttributeKeyID and AttributeKeys turn on encryption of attribute
+	// values at rest (AES-GCM, bus.WithAttributeEncryption): values are
+	// sealed with the key AttributeKeyID and opened with the key id stored
+	// beside them, so older keys stay in AttributeKeys for rotation. Every
+	// bus instance on one bucket needs the same. Default: off. See
+	// ParseAttributeKeys.
+	AttributeKeyID string
+	AttributeKeys  map[string][]byte
 	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
 	MaxInFlight int
 	// MaxInFlightPerCaller bounds one calling service's share of
@@ -206,10 +216,47 @@ func (c Config) managerOptions() []bus.Option {
 	if c.Evict == "refuse" {
 		policy = bus.RefuseNew
 	}
-	return []bus.Option{
+	opts := []bus.Option{
 		bus.WithMaxLifetime(c.MaxLifetime),
 		bus.WithTouchInterval(c.TouchInterval),
 		bus.WithMaxSessions(c.MaxSessions, policy),
 		bus.WithTokenKey(c.TokenKey),
 	}
+	if c.AttributeKeyID != "" {
+		opts = append(opts, bus.WithAttributeEncryption(c.AttributeKeyID, c.AttributeKeys))
+	}
+	return opts
+}
+
+// ParseAttributeKeys reads attribute encryption keys written as
+// "id:hexkey" entries separated by commas or newlines; the first is the
+// current key, the others only open older values. Ids are as service ids;
+// keys are 16, 24 or 32 bytes. Errors never quote a key.
+func ParseAttributeKeys(text string) (current string, keys map[string][]byte, err error) {
+	keys = map[string][]byte{}
+	for _, entry := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		id, hexKey, ok := strings.Cut(entry, ":")
+		if !ok || bus.ValidateServiceID(id) != nil {
+			return "", nil, fmt.Errorf("%w: attribute keys: want id:hexkey entries", ErrInvalidConfig)
+		}
+		key, err := hex.DecodeString(strings.TrimSpace(hexKey))
+		if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
+			return "", nil, fmt.Errorf("%w: attribute key %s: want 16, 24 or 32 bytes in hex", ErrInvalidConfig, id)
+		}
+		if _, dup := keys[id]; dup {
+			return "", nil, fmt.Errorf("%w: attribute key %s given twice", ErrInvalidConfig, id)
+		}
+		keys[id] = key
+		if current == "" {
+			current = id
+		}
+	}
+	if current == "" {
+		return "", nil, fmt.Errorf("%w: attribute keys: none given", ErrInvalidConfig)
+	}
+	return current, keys, nil
 }
