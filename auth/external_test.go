@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/app"
 	"github.com/session-bus/session-bus/internal/natstest"
 )
 
@@ -41,9 +44,10 @@ func (l *lockedBuffer) String() string {
 }
 
 // runExternalServer builds nats-server from the module this repo depends
-// on, starts it with a config holding auth.ServerConfig, and returns its
-// client URL. The process is killed when the test ends.
-func runExternalServer(t *testing.T, keys *auth.Keys) string {
+// on, starts it with a config holding text (auth.ServerConfig's or
+// auth.OperatorServerConfig's), and returns its client URL. The process is
+// killed when the test ends.
+func runExternalServer(t *testing.T, text string) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "nats-server")
@@ -51,8 +55,6 @@ func runExternalServer(t *testing.T, keys *auth.Keys) string {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build nats-server: %s", out)
 
-	text, err := auth.ServerConfig(keys)
-	require.NoError(t, err)
 	portsDir := filepath.Join(dir, "ports")
 	require.NoError(t, os.Mkdir(portsDir, 0o700))
 	conf := fmt.Sprintf("server_name: external\nlisten: \"127.0.0.1:-1\"\nports_file_dir: %q\njetstream {\n  store_dir: %q\n}\n%s",
@@ -97,7 +99,9 @@ func TestExternalServer(t *testing.T) {
 	t.Parallel()
 	keys, err := auth.Bootstrap(t.TempDir())
 	require.NoError(t, err)
-	url := runExternalServer(t, keys)
+	text, err := auth.ServerConfig(keys)
+	require.NoError(t, err)
+	url := runExternalServer(t, text)
 	e := startBus(t, url, keys, envConfig{watch: true})
 	ctx := context.Background()
 
@@ -131,4 +135,54 @@ func TestExternalServer(t *testing.T) {
 	_, err = e.connect(t, "svc-ext", secret, nats.NoReconnect())
 	require.ErrorIs(t, err, nats.ErrAuthorization)
 	assert.False(t, strings.Contains(e.logs.String(), secret), "no secret in the bus log")
+}
+
+// TestExternalServer_Accounts: a nats-server configured from
+// `auth-config --auth accounts` runs the bus in operator mode: the bus
+// logs in to its account with keys from the data dir, pushes service
+// accounts to the server's resolver, and services log in with .creds.
+func TestExternalServer_Accounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs nats-server")
+	}
+	t.Parallel()
+	dataDir := t.TempDir()
+	keys, err := auth.BootstrapOperator(dataDir)
+	require.NoError(t, err)
+	text, err := auth.OperatorServerConfig(keys, filepath.Join(t.TempDir(), "jwt"))
+	require.NoError(t, err)
+	url := runExternalServer(t, text)
+
+	cfg := app.DefaultConfig()
+	cfg.NATSURL, cfg.DataDir, cfg.Auth = url, dataDir, app.AuthAccounts
+	ctx := natstest.Context(t)
+	a, err := app.Start(ctx, cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+
+	_, err = nats.Connect(url, nats.NoReconnect(), nats.Timeout(natstest.Patience))
+	require.Error(t, err, "anonymous logins are refused")
+	admin, err := nats.Connect(url, nats.UserCredentials(a.AdminCredsPath()))
+	require.NoError(t, err)
+	t.Cleanup(admin.Close)
+	ac, err := client.New(admin, client.WithServiceID(auth.AdminServiceID))
+	require.NoError(t, err)
+	creds, err := ac.RegisterService(ctx, bus.ServiceCredential{ServiceID: "svc-ext",
+		Permissions: []string{auth.PermSessionRead, auth.PermSessionWrite}}, "")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "svc-ext.creds")
+	require.NoError(t, os.WriteFile(path, []byte(creds), 0o600))
+	sc, err := nats.Connect(url, nats.UserCredentials(path))
+	require.NoError(t, err)
+	t.Cleanup(sc.Close)
+	c, err := client.New(sc, client.WithServiceID("svc-ext"))
+	require.NoError(t, err)
+	s, err := c.CreateSession(ctx, "ivy", "token-ivy-0123456789abcdef")
+	require.NoError(t, err)
+	got, err := c.GetSessionByToken(ctx, "token-ivy-0123456789abcdef")
+	require.NoError(t, err)
+	assert.Equal(t, s.SessionID, got.SessionID)
+
+	require.NoError(t, ac.RemoveService(ctx, "svc-ext"))
+	require.Eventually(t, sc.IsClosed, natstest.Patience, 10*time.Millisecond, "removal closes the service's connection")
 }

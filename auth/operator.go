@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -273,4 +275,38 @@ func inProcessUser(account nkeys.KeyPair, name string) (nats.Option, error) {
 	}
 	seed, _ := ukp.Seed()
 	return nats.UserJWTAndSeed(token, string(seed)), nil
+}
+
+// OperatorServerConfig returns the nats-server configuration text of
+// operator mode for an external server: the operator JWT, the system
+// account, and a full (directory) resolver under resolverDir preloaded
+// with the system and BUS accounts; the bus pushes every service account
+// to it through the system account, and the resolver spreads them to the
+// cluster. Add it to a config that sets listen and jetstream, and define
+// no other accounts or users. It holds no secret (JWTs are signed, not
+// secret); the seeds stay in <dataDir>/auth/operator.json, which every bus
+// process needs.
+func OperatorServerConfig(k *OperatorKeys, resolverDir string) (string, error) {
+	if k == nil || resolverDir == "" {
+		return "", fmt.Errorf("%w: nil keys or empty resolver dir", ErrInvalidConfig)
+	}
+	oc := jwt.NewOperatorClaims(publicKey(k.Operator))
+	oc.Name = "session-bus"
+	oc.SystemAccount = publicKey(k.System)
+	opJWT, err := oc.Encode(k.Operator)
+	if err != nil {
+		return "", fmt.Errorf("auth: operator jwt: %w", err)
+	}
+	sysJWT, busJWT, err := k.accountJWTs()
+	if err != nil {
+		return "", err
+	}
+	q := strconv.Quote
+	var b strings.Builder
+	fmt.Fprintf(&b, "# session-bus: operator mode; every service has an account of its own.\n")
+	fmt.Fprintf(&b, "operator: %s\n", q(opJWT))
+	fmt.Fprintf(&b, "system_account: %s\n", publicKey(k.System))
+	fmt.Fprintf(&b, "resolver {\n  type: full\n  dir: %s\n  allow_delete: false\n  interval: \"2m\"\n}\n", q(resolverDir))
+	fmt.Fprintf(&b, "resolver_preload {\n  %s: %s\n  %s: %s\n}\n", publicKey(k.System), q(sysJWT), publicKey(k.Bus), q(busJWT))
+	return b.String(), nil
 }

@@ -92,6 +92,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	} else if cfg.Auth == AuthNone {
 		connOpts = externalAuth(cfg)
 	}
+	// With an external server in operator mode (`auth-config --auth
+	// accounts`), the bus logs in as a user of its BUS account, minted from
+	// the keys in the data dir, like every bus process sharing them.
 	if a.nc, err = connect(url, connOpts); err != nil {
 		return nil, err
 	}

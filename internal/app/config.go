@@ -193,8 +193,6 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: auth %s keeps its keys in the data dir", ErrInvalidConfig, c.Auth)
 	case c.Auth == AuthAccounts && c.Events.Name != auth.DefaultEventsStream:
 		return fmt.Errorf("%w: auth accounts exports the events stream %s; it cannot be renamed", ErrInvalidConfig, auth.DefaultEventsStream)
-	case c.Auth == AuthAccounts && c.NATSURL != "":
-		return fmt.Errorf("%w: auth accounts runs the embedded server in operator mode (an external NATS is not supported yet)", ErrInvalidConfig)
 	case c.Sync != SyncDefault && c.Sync != SyncAlways:
 		return fmt.Errorf("%w: sync must be %q or %q", ErrInvalidConfig, SyncDefault, SyncAlways)
 	case c.Evict != "evict" && c.Evict != "refuse":
