@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -33,13 +34,16 @@ type opEnv struct {
 	acc    *auth.Accounts
 }
 
-func startOperatorBus(t *testing.T) *opEnv {
+func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
 	t.Helper()
 	dir := t.TempDir()
 	keys, err := auth.BootstrapOperator(dir)
 	require.NoError(t, err)
 	opts, err := auth.OperatorServerOptions(natstest.Options(t), keys)
 	require.NoError(t, err)
+	for _, f := range tune {
+		f(opts)
+	}
 	srv := natstest.RunServerWithOptions(t, opts)
 	busUser, err := keys.BusUser()
 	require.NoError(t, err)
