@@ -394,7 +394,7 @@ func TestFault_KillBusUnderLoad(t *testing.T) {
 	)
 	bin := buildBinary(t)
 	srv := natstest.RunServer(t)
-	args := []string{"--nats-url", srv.ClientURL(), "--data-dir", t.TempDir(), "--touch-interval", "1h", "--relay-lease-ttl", "1s"}
+	args := []string{"--auth", "none", "--nats-url", srv.ClientURL(), "--data-dir", t.TempDir(), "--touch-interval", "1h", "--relay-lease-ttl", "1s"}
 	// a starts first, so a's relay holds the lease: each kill below hits
 	// the active relay (a, then b, which took over, then a again).
 	a := startChildBus(t, bin, "bus-a", append(args, "--service-id", "bus-a")...)
@@ -618,7 +618,7 @@ func TestFault_ExpiryAcrossRestart(t *testing.T) {
 	)
 	bin := buildBinary(t)
 	srv := natstest.RunServer(t)
-	args := []string{"--nats-url", srv.ClientURL(), "--data-dir", t.TempDir(), "--idle-timeout", idle.String(), "--relay-lease-ttl", "1s"}
+	args := []string{"--auth", "none", "--nats-url", srv.ClientURL(), "--data-dir", t.TempDir(), "--idle-timeout", idle.String(), "--relay-lease-ttl", "1s"}
 	a := startChildBus(t, bin, "bus-a", append(args, "--service-id", "bus-a")...) // holds the relay lease
 	startChildBus(t, bin, "bus-b", append(args, "--service-id", "bus-b")...)
 	grp, stored := listenAll(t, srv, "fault-expiry")

@@ -21,7 +21,7 @@ func newAuthConfigCmd() *cobra.Command {
 	var dataDir, mode, resolverDir string
 	f := envFlags{cmd.Flags()}
 	f.str(&dataDir, "data-dir", "DATA_DIR", "session-bus-data", "data directory holding the bus's keys (auth/keys.json, auth/operator.json)")
-	f.str(&mode, "auth", "AUTH", "callout", "callout: the auth callout stanza; accounts: operator mode (operator JWT, system account, a full resolver preloaded with the bus's accounts)")
+	f.str(&mode, "auth", "AUTH", "accounts", "callout: the auth callout stanza (services not isolated); accounts: operator mode (operator JWT, system account, a full resolver preloaded with the bus's accounts)")
 	f.str(&resolverDir, "resolver-dir", "RESOLVER_DIR", "jwt", "with --auth accounts: the directory where the server keeps account JWTs")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		switch mode {

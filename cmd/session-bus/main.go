@@ -95,7 +95,7 @@ func newServeCmd() *cobra.Command {
 	cfg := app.DefaultConfig()
 	var syncMode, storage, logFormat, logLevel, tokenKeyHex, authMode, attrKeys, attrKeyFile string
 	f := envFlags{cmd.Flags()}
-	f.str(&authMode, "auth", "AUTH", "", "default: accounts with the embedded server, callout with --nats-url. callout: services log in with their bus credentials, the embedded server refuses anonymous connections (the bus is the server's auth callout); accounts: the embedded server in operator mode, every service in an account of its own logging in with a .creds file, the bus's data in an account no service can log in to; none: leave authentication to the NATS deployment")
+	f.str(&authMode, "auth", "AUTH", string(cfg.Auth), "callout: services log in with their bus credentials, the embedded server refuses anonymous connections (the bus is the server's auth callout); accounts: the embedded server in operator mode, every service in an account of its own logging in with a .creds file, the bus's data in an account no service can log in to; none: leave authentication to the NATS deployment")
 	f.str(&cfg.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty runs an embedded server")
 	f.str(&cfg.NATSCreds, "nats-creds", "NATS_CREDS", "", "creds file for the external NATS")
 	f.str(&cfg.NATSUser, "nats-user", "NATS_USER", "", "user for the external NATS, password from $SESSION_BUS_NATS_PASSWORD only")
@@ -137,6 +137,9 @@ func newServeCmd() *cobra.Command {
 		cfg.Sync = app.SyncMode(syncMode)
 		cfg.MaxPendingBytes = int64(maxPendingMiB) << 20
 		cfg.Auth = app.AuthMode(authMode)
+		if cfg.Auth == app.AuthCallout {
+			fmt.Fprintln(cmd.ErrOrStderr(), "session-bus: warning: --auth callout does not isolate services from the bus's data (see README, Authentication); prefer --auth accounts")
+		}
 		cfg.Events.Replicas, cfg.Audit.Replicas = cfg.Store.Replicas, cfg.Store.Replicas
 		switch storage {
 		case "file":

@@ -50,7 +50,6 @@ type App struct {
 // external), store, event relay and auditor, manager, service, and the auth
 // callout. On failure it stops what it started.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
-	cfg = cfg.withDefaultAuth()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -53,17 +53,18 @@ type Config struct {
 	NATSUser     string
 	NATSPassword string
 
-	// Auth is how services log in. AuthAccounts (the default with the
-	// embedded server) runs the server in operator mode: the bus's data
+	// Auth is how services log in. AuthAccounts (the default) runs the
+	// server in operator mode (the embedded one, or an external one set up
+	// by `auth-config --auth accounts`): the bus's data
 	// lives in an account no service can log in to, each service gets an
 	// account of its own whose imports are its permissions, and services
 	// log in with NATS credentials files (.creds); see auth.Accounts.
-	// AuthCallout (the default with an external NATS, which `auth-config`
-	// sets up) makes the bus the server's auth callout: services log in
+	// AuthCallout (the releases before; `auth-config --auth callout`
+	// sets up an external server) makes the bus the server's auth callout: services log in
 	// with id and secret and get subject permissions, but share the
 	// account of the bus's data, so the bus's replies can be aimed at it.
 	// AuthNone leaves authentication to the NATS deployment (or to nobody,
-	// for development). Empty picks the default.
+	// for development).
 	Auth AuthMode
 
 	// TLSCert and TLSKey (PEM files) make the embedded server accept only
@@ -152,6 +153,7 @@ type Config struct {
 // DefaultConfig returns the defaults stated on each Config field.
 func DefaultConfig() Config {
 	return Config{
+		Auth:                  AuthAccounts,
 		Listen:                "127.0.0.1:4222",
 		DataDir:               "session-bus-data",
 		Sync:                  SyncDefault,
@@ -169,18 +171,6 @@ func DefaultConfig() Config {
 		MaxPendingBytes:       8 << 20,
 		WriteDeadline:         5 * time.Second,
 	}
-}
-
-// withDefaultAuth returns c with Auth set when empty: accounts with the
-// embedded server, callout with an external NATS.
-func (c Config) withDefaultAuth() Config {
-	if c.Auth == "" {
-		c.Auth = AuthAccounts
-		if c.NATSURL != "" {
-			c.Auth = AuthCallout
-		}
-	}
-	return c
 }
 
 func (c Config) validate() error {
