@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,12 +106,22 @@ func TestExternalServer(t *testing.T) {
 	e := startBus(t, url, keys, envConfig{watch: true})
 	ctx := context.Background()
 
-	// Anonymous and wrong logins are refused.
+	// Anonymous and wrong logins are refused. A refusal is an
+	// authorization error, or, on a loaded machine, a broken handshake:
+	// an external server sends its short first PING (which only an
+	// embedded server can turn off) before the callout's answer arrives.
+	refused := func(err error) {
+		t.Helper()
+		require.Error(t, err)
+		if !errors.Is(err, nats.ErrAuthorization) {
+			assert.Contains(t, err.Error(), "expected 'PONG', got 'PING'", "refused another way")
+		}
+	}
 	_, err = nats.Connect(url, nats.NoReconnect(), nats.Timeout(natstest.Patience))
-	require.ErrorIs(t, err, nats.ErrAuthorization)
+	refused(err)
 	secret := e.register(t, "svc-ext", auth.PermSessionRead, auth.PermSessionWrite)
 	_, err = e.connect(t, "svc-ext", secret+"x", nats.NoReconnect())
-	require.ErrorIs(t, err, nats.ErrAuthorization)
+	refused(err)
 
 	// An authenticated round trip.
 	sc, err := e.connect(t, "svc-ext", secret)
@@ -133,7 +144,7 @@ func TestExternalServer(t *testing.T) {
 	require.NoError(t, e.m.RemoveService(ctx, "svc-ext"))
 	require.Eventually(t, func() bool { return !sc.IsConnected() }, natstest.Patience, 10*time.Millisecond)
 	_, err = e.connect(t, "svc-ext", secret, nats.NoReconnect())
-	require.ErrorIs(t, err, nats.ErrAuthorization)
+	refused(err)
 	assert.False(t, strings.Contains(e.logs.String(), secret), "no secret in the bus log")
 }
 
