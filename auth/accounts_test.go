@@ -278,8 +278,8 @@ func TestAccounts_AdminCreds(t *testing.T) {
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // A service with events.subscribe listens on its account's own copy of
-// the events: a group listener gets the events of changes made before it
-// started and after, and the service can neither delete that stream nor
+// the events: a group listener (deliver all) gets the events of changes
+// made before the service existed and after it started, and the service can neither delete that stream nor
 // reach the bus's JetStream API.
 func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
 	t.Parallel()
@@ -298,7 +298,7 @@ func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
 		l, err = events.Listen(ctx, js, "audit-log", func(_ context.Context, ev events.Event) error {
 			got <- ev
 			return nil
-		}, events.WithLogger(quiet()))
+		}, events.WithDeliverAll(), events.WithLogger(quiet()))
 		return err == nil
 	}, natstest.Patience, 50*time.Millisecond, "listen: %v", err)
 	t.Cleanup(func() { _ = l.Close() })
@@ -312,6 +312,10 @@ func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
 			assert.Equal(t, events.SessionCreated, ev.Type)
 			delete(want, ev.SessionID)
 		case <-deadline:
+			if st, err := js.Stream(ctx, auth.DefaultEventsStream); err == nil {
+				info := st.CachedInfo()
+				t.Logf("the account's stream: %+v; sources: %+v", info.State, info.Sources)
+			}
 			t.Fatalf("events missing: %v", want)
 		}
 	}

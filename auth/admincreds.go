@@ -73,35 +73,6 @@ func credsAccount(path string) (string, error) {
 	return uc.Issuer, nil
 }
 
-// writeFileAtomic replaces path with data, mode 0600, through a temp file
-// renamed into place.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	return nil
-}
-
 // IsNATSCreds reports whether data is a NATS credentials file (a user JWT
 // and its seed) rather than a bus credentials file of callout mode.
 func IsNATSCreds(data []byte) bool {

@@ -230,6 +230,17 @@ func writeJSONExcl(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("auth: encode %s: %w", path, err)
 	}
+	return writeFile(path, append(data, '\n'), os.Link)
+}
+
+// writeFileAtomic replaces path with data, mode 0600, through a temp file
+// renamed into place.
+func writeFileAtomic(path string, data []byte) error { return writeFile(path, data, os.Rename) }
+
+// writeFile writes data to a synced temp file of mode 0600 beside path and
+// puts it in place with place (os.Link: only if path is new; os.Rename:
+// replacing it).
+func writeFile(path string, data []byte, place func(oldname, newname string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("auth: write %s: %w", path, err)
@@ -239,7 +250,7 @@ func writeJSONExcl(path string, v any) error {
 		_ = tmp.Close()
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
@@ -250,7 +261,7 @@ func writeJSONExcl(path string, v any) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := place(tmp.Name(), path); err != nil {
 		return fmt.Errorf("auth: write %s: %w", path, err)
 	}
 	return nil

@@ -217,11 +217,8 @@ func OperatorServerOptions(base *server.Options, k *OperatorKeys) (*server.Optio
 	if base == nil || k == nil {
 		return nil, fmt.Errorf("%w: nil options or keys", ErrInvalidConfig)
 	}
-	switch {
-	case len(base.Users) > 0, len(base.Nkeys) > 0, len(base.Accounts) > 0,
-		base.Username != "", base.Authorization != "", base.AuthCallout != nil,
-		base.NoAuthUser != "", len(base.TrustedOperators) > 0, len(base.TrustedKeys) > 0:
-		return nil, fmt.Errorf("%w: base options already configure authentication", ErrInvalidConfig)
+	if err := checkNoAuth(base); err != nil {
+		return nil, err
 	}
 	oc, err := k.operatorClaims()
 	if err != nil {

@@ -26,11 +26,8 @@ func ServerOptions(base *server.Options, k *Keys) (*server.Options, error) {
 	if base == nil || k == nil {
 		return nil, fmt.Errorf("%w: nil options or keys", ErrInvalidConfig)
 	}
-	switch {
-	case len(base.Users) > 0, len(base.Nkeys) > 0, len(base.Accounts) > 0,
-		base.Username != "", base.Authorization != "", base.AuthCallout != nil,
-		base.NoAuthUser != "", len(base.TrustedOperators) > 0, len(base.TrustedKeys) > 0:
-		return nil, fmt.Errorf("%w: base options already configure authentication", ErrInvalidConfig)
+	if err := checkNoAuth(base); err != nil {
+		return nil, err
 	}
 	a, err := newAuthSetup(k, false)
 	if err != nil {
@@ -123,4 +120,16 @@ func bcryptHash(pw string) (string, error) {
 		return "", fmt.Errorf("%w: hash password: %w", ErrInvalidConfig, err)
 	}
 	return string(h), nil
+}
+
+// checkNoAuth refuses base options that configure authentication or
+// accounts themselves: the bus's setup replaces them.
+func checkNoAuth(base *server.Options) error {
+	switch {
+	case len(base.Users) > 0, len(base.Nkeys) > 0, len(base.Accounts) > 0,
+		base.Username != "", base.Authorization != "", base.AuthCallout != nil,
+		base.NoAuthUser != "", len(base.TrustedOperators) > 0, len(base.TrustedKeys) > 0:
+		return fmt.Errorf("%w: base options already configure authentication", ErrInvalidConfig)
+	}
+	return nil
 }
