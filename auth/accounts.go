@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +62,10 @@ type Accounts struct {
 
 	mu     sync.Mutex
 	owners map[string]string // account key -> service id, verified against the record
-	timers map[string]*time.Timer
+	timers map[string]pendingSweep
+	closed bool // no timer starts after Close
+
+	updateMu sync.Mutex // one account update at a time in this process: no lost update
 }
 
 // AccountsConfig is what [NewAccounts] needs.
@@ -97,7 +99,7 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 		log = slog.Default()
 	}
 	return &Accounts{keys: cfg.Keys, sys: cfg.System, busJS: cfg.Bus, dial: cfg.Dial, services: cfg.Services,
-		log: log.With("component", "accounts"), owners: map[string]string{}, timers: map[string]*time.Timer{}}, nil
+		log: log.With("component", "accounts"), owners: map[string]string{}, timers: map[string]pendingSweep{}}, nil
 }
 
 var (
@@ -321,41 +323,6 @@ func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, 
 	return creds, nil
 }
 
-// Reissue issues a new user of cred's account. The users issued before
-// it are revoked after grace: at once for 0, else by a timer, recorded in
-// the account JWT so that a restarted bus still revokes them
-// ([Accounts.Resume]).
-func (a *Accounts) Reissue(ctx context.Context, cred bus.ServiceCredential, grace time.Duration) ([]byte, error) {
-	if cred.Account == "" {
-		return nil, fmt.Errorf("%w: service %s has no account", ErrInvalidConfig, cred.ServiceID)
-	}
-	// Revocation compares whole seconds of issue time: the new user must
-	// be issued in a later second than every user it replaces.
-	before := time.Now().Truncate(time.Second)
-	if err := sleepCtx(ctx, time.Until(before.Add(time.Second))); err != nil {
-		return nil, err
-	}
-	creds, err := a.newUser(cred.Account, cred)
-	if err != nil {
-		return nil, err
-	}
-	at := time.Now().Add(grace)
-	err = a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) {
-		if grace <= 0 {
-			ac.RevokeAt(jwt.All, before)
-			return
-		}
-		ac.Tags.Add(revokeTag + strconv.FormatInt(before.Unix(), 10) + ":" + strconv.FormatInt(at.Unix(), 10))
-	})
-	if err != nil {
-		return nil, err
-	}
-	if grace > 0 {
-		a.schedule(cred.Account, before, at)
-	}
-	return creds, nil
-}
-
 // Revoke takes every import from cred's account and revokes all its
 // users; the server closes their connections.
 func (a *Accounts) Revoke(ctx context.Context, cred bus.ServiceCredential) error {
@@ -365,10 +332,12 @@ func (a *Accounts) Revoke(ctx context.Context, cred bus.ServiceCredential) error
 	a.mu.Lock()
 	delete(a.owners, cred.Account)
 	a.mu.Unlock()
-	err := a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) {
+	err := a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) bool {
 		ac.Imports = nil
 		ac.Limits.Conn = 0
+		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{}
 		ac.RevokeAt(jwt.All, time.Now())
+		return true
 	})
 	if err != nil {
 		return err
@@ -409,75 +378,24 @@ func (a *Accounts) ServiceOf(account string) (string, bool) {
 	return ac.Name, true
 }
 
-// Resume re-arms the revocations of rotations whose grace has not ended
-// (or ended while no bus ran) for the given accounts.
-func (a *Accounts) Resume(ctx context.Context, accounts []string) error {
-	for _, account := range accounts {
-		ac, err := a.lookup(ctx, account)
-		if err != nil {
-			return err
-		}
-		for _, tag := range ac.Tags {
-			before, at, ok := parseRevokeTag(tag)
-			if ok {
-				a.schedule(account, before, at)
-			}
-		}
-	}
-	return nil
-}
-
-func parseRevokeTag(tag string) (before, at time.Time, ok bool) {
-	rest, ok := strings.CutPrefix(tag, revokeTag)
-	if !ok {
-		return time.Time{}, time.Time{}, false
-	}
-	b, t, ok := strings.Cut(rest, ":")
-	bs, err1 := strconv.ParseInt(b, 10, 64)
-	ts, err2 := strconv.ParseInt(t, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return time.Time{}, time.Time{}, false
-	}
-	return time.Unix(bs, 0), time.Unix(ts, 0), true
-}
-
-// schedule revokes account's users issued up to before, at at.
-func (a *Accounts) schedule(account string, before, at time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if t := a.timers[account]; t != nil {
-		t.Stop()
-	}
-	a.timers[account] = time.AfterFunc(time.Until(at), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := a.update(ctx, account, func(ac *jwt.AccountClaims) {
-			ac.RevokeAt(jwt.All, before)
-			ac.Tags = slices.DeleteFunc(ac.Tags, func(t string) bool { return strings.HasPrefix(t, revokeTag) })
-		})
-		if err != nil {
-			a.log.Error("revoking rotated credentials failed; rotate again with grace 0", "account", account, "err", err)
-		}
-	})
-}
-
-// Close stops the pending revocation timers (they resume with Resume).
-func (a *Accounts) Close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, t := range a.timers {
-		t.Stop()
-	}
-	a.timers = map[string]*time.Timer{}
-}
-
-// update applies change to account's current claims and pushes them.
-func (a *Accounts) update(ctx context.Context, account string, change func(*jwt.AccountClaims)) error {
+// update applies change to account's current claims and pushes them,
+// unless change reports it changed nothing. Updates of this process are
+// serialised, so none is lost to another's stale copy; a revoked account
+// (no connections allowed) is never changed again, so a late update
+// cannot give a removed service its imports back.
+func (a *Accounts) update(ctx context.Context, account string, change func(*jwt.AccountClaims) bool) error {
+	a.updateMu.Lock()
+	defer a.updateMu.Unlock()
 	ac, err := a.lookup(ctx, account)
 	if err != nil {
 		return err
 	}
-	change(ac)
+	if ac.Limits.Conn == 0 {
+		return nil // revoked for good
+	}
+	if !change(ac) {
+		return nil
+	}
 	return a.push(ctx, ac)
 }
 
@@ -519,20 +437,6 @@ func (a *Accounts) push(ctx context.Context, ac *jwt.AccountClaims) error {
 		return fmt.Errorf("auth: push account %s: %s", ac.Subject, resp.Error.Description)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return errors.Join(ctx.Err(), errors.New("auth: waiting for the next second"))
-	}
 }
 
 // authErrorSubject is where every server of the cluster reports a refused

@@ -32,6 +32,7 @@ type opEnv struct {
 	st     *kvstore.Store
 	m      *bus.Manager
 	acc    *auth.Accounts
+	accCfg auth.AccountsConfig
 }
 
 func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
@@ -63,7 +64,8 @@ func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
 	require.NoError(t, relay.Start(ctx))
 	t.Cleanup(func() { _ = relay.Close() })
 	dial := func(opts ...nats.Option) (*nats.Conn, error) { return nats.Connect(srv.ClientURL(), opts...) }
-	acc, err := auth.NewAccounts(auth.AccountsConfig{Keys: keys, System: sys, Bus: js, Dial: dial, Services: st, Logger: quiet()})
+	accCfg := auth.AccountsConfig{Keys: keys, System: sys, Bus: js, Dial: dial, Services: st, Logger: quiet()}
+	acc, err := auth.NewAccounts(accCfg)
 	require.NoError(t, err)
 	t.Cleanup(acc.Close)
 	m, err := bus.New(st, "bus", time.Hour, bus.WithAccounts(acc), bus.WithLogger(quiet()))
@@ -71,7 +73,7 @@ func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
 	svc, err := bus.NewService(nc, m, bus.WithCallers(acc), bus.WithServiceLogger(quiet()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Close() })
-	return &opEnv{srvURL: srv.ClientURL(), dir: dir, nc: nc, st: st, m: m, acc: acc}
+	return &opEnv{srvURL: srv.ClientURL(), dir: dir, nc: nc, st: st, m: m, acc: acc, accCfg: accCfg}
 }
 
 // register registers a service and returns its credentials file's path.
@@ -223,23 +225,28 @@ func TestAccounts_RotationGraceEndsOldConnections(t *testing.T) {
 	t.Parallel()
 	e := startOperatorBus(t)
 	ctx := natstest.Context(t)
-	old := e.connect(t, e.register(t, "rot", auth.PermSessionRead))
+	oldPath := e.register(t, "rot", auth.PermSessionRead)
+	old := e.connect(t, oldPath)
 	fresh, err := e.m.RotateService(ctx, "rot", "", 2*time.Second)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "new.creds")
 	require.NoError(t, os.WriteFile(path, []byte(fresh), 0o600))
-	c := e.client(t, path, "rot")
+	freshConn := e.connect(t, path)
+	c, err := client.New(freshConn, client.WithServiceID("rot"))
+	require.NoError(t, err)
 	assert.False(t, old.IsClosed(), "the old credentials work during the grace")
 	require.Eventually(t, old.IsClosed, natstest.Patience, 10*time.Millisecond, "closed when the grace ends")
 	_, err = c.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
 	require.ErrorIs(t, err, bus.ErrSessionNotFound, "the new credentials still work")
+	_, err = nats.Connect(e.srvURL, nats.UserCredentials(oldPath), nats.NoReconnect())
+	require.Error(t, err, "the old credentials log in no more")
 
 	_, err = e.m.RotateService(ctx, "rot", "", 0)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err := c.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
-		return err != nil && !assert.ObjectsAreEqual(bus.ErrSessionNotFound, err)
-	}, natstest.Patience, 10*time.Millisecond, "a rotation without grace ends the previous credentials at once")
+	require.Eventually(t, freshConn.IsClosed, natstest.Patience, 10*time.Millisecond,
+		"a rotation without grace closes the previous credentials' connections at once")
+	_, err = nats.Connect(e.srvURL, nats.UserCredentials(path), nats.NoReconnect())
+	require.Error(t, err, "and they log in no more")
 }
 
 // The admin's credentials file is written once and kept while it matches
@@ -340,4 +347,29 @@ func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
 	require.NoError(t, e.m.RemoveService(ctx, "audit"))
 	_, err = busJS.PushConsumer(ctx, auth.DefaultEventsStream, rec.Credential.Account)
 	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound, "a removed service's feed is gone")
+}
+
+// The end of a rotation's grace is kept in the account, not only in the
+// rotating process: when that process is gone before the grace ends,
+// another bus process's sweep revokes the old credentials.
+func TestAccounts_RotationSurvivesTheRotatingProcess(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	old := e.connect(t, e.register(t, "rot", auth.PermSessionRead))
+	_, err := e.m.RotateService(ctx, "rot", "", time.Hour) // a later, longer rotation must not delay an earlier one
+	require.NoError(t, err)
+	_, err = e.m.RotateService(ctx, "rot", "", 2*time.Second)
+	require.NoError(t, err)
+	e.acc.Close() // the rotating process is gone: its timers with it
+
+	other, err := auth.NewAccounts(e.accCfg)
+	require.NoError(t, err)
+	t.Cleanup(other.Close)
+	rec, err := e.st.GetService(ctx, "rot")
+	require.NoError(t, err)
+	require.NoError(t, other.Sweep(ctx, []string{rec.Credential.Account}))
+	assert.False(t, old.IsClosed(), "nothing is due before the grace ends")
+	require.Eventually(t, old.IsClosed, natstest.Patience, 20*time.Millisecond,
+		"the other process's timer revokes the old credentials when the grace ends")
 }

@@ -289,15 +289,14 @@ func (s *Service) statsData(e *micro.Endpoint) any {
 func (s *Service) handler(c Class) micro.HandlerFunc {
 	st := s.stats[c]
 	return func(req micro.Request) {
+		if s.o.callers != nil && !strings.HasPrefix(req.Reply(), MappedReplyPrefix) {
+			st.rejected.Add(1) // counted, not logged: a log line per request is a flood
+			return
+		}
 		s.mu.RLock()
 		if s.finished {
 			s.mu.RUnlock()
 			s.refuse(req, st, "service is stopping")
-			return
-		}
-		if s.o.callers != nil && !strings.HasPrefix(req.Reply(), MappedReplyPrefix) {
-			s.mu.RUnlock()
-			st.rejected.Add(1) // counted, not logged: a log line per request is a flood
 			return
 		}
 		_, _, caller, _ := parseSubject(req.Subject()) // a bad subject is answered by serve

@@ -41,6 +41,8 @@ type App struct {
 	accounts   *auth.Accounts
 	adminCreds string // accounts mode: the admin's .creds file
 	adminNew   bool
+	stopSweep  context.CancelFunc // accounts mode: ends the rotation sweeps
+	sweepDone  chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -166,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		if err = a.migrateServices(ctx); err != nil {
 			return nil, err
 		}
-		if err = a.resumeRotations(ctx); err != nil {
+		if err = a.sweepRotations(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -198,20 +200,47 @@ func (a *App) startAccounts(url string, js jetstream.JetStream, log *slog.Logger
 	return err
 }
 
-// resumeRotations re-arms the revocations of rotations whose grace was
-// still running when a bus stopped.
-func (a *App) resumeRotations(ctx context.Context) error {
-	creds, err := a.manager.ListServices(ctx)
-	if err != nil {
+// sweepRotations carries out the revocations of rotations whose grace
+// has ended, in every service account: at start, then every
+// auth.SweepInterval until the app stops, so old credentials are revoked
+// even when the process that rotated them is gone.
+func (a *App) sweepRotations(ctx context.Context) error {
+	sweep := func(ctx context.Context) error {
+		creds, err := a.manager.ListServices(ctx)
+		if err != nil {
+			return err
+		}
+		var accounts []string
+		for _, c := range creds {
+			if c.Account != "" {
+				accounts = append(accounts, c.Account)
+			}
+		}
+		return a.accounts.Sweep(ctx, accounts)
+	}
+	if err := sweep(ctx); err != nil {
 		return err
 	}
-	var accounts []string
-	for _, c := range creds {
-		if c.Account != "" {
-			accounts = append(accounts, c.Account)
+	loop, stop := context.WithCancel(context.Background())
+	a.stopSweep, a.sweepDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.sweepDone)
+		t := time.NewTicker(auth.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-loop.Done():
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(loop, auth.SweepInterval)
+				if err := sweep(ctx); err != nil && loop.Err() == nil {
+					a.log.Warn("rotation sweep failed; the next one tries again", "err", err)
+				}
+				cancel()
+			}
 		}
-	}
-	return a.accounts.Resume(ctx, accounts)
+	}()
+	return nil
 }
 
 // startAuth serves the auth callout, revokes removed services' logins, and
@@ -396,14 +425,18 @@ func within(d time.Duration, what string, stop func() error) error {
 
 func (a *App) stopParts() error {
 	var errs []error
-	if a.accounts != nil {
-		a.accounts.Close()
-	}
 	if a.callout != nil {
 		errs = append(errs, a.callout.Close())
 	}
 	if a.service != nil {
 		errs = append(errs, a.service.Close())
+	}
+	if a.stopSweep != nil {
+		a.stopSweep()
+		<-a.sweepDone
+	}
+	if a.accounts != nil { // after the service: no rotation is in flight
+		a.accounts.Close()
 	}
 	if a.relay != nil {
 		errs = append(errs, a.relay.Close())
