@@ -179,4 +179,3 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return errors.Join(ctx.Err(), errors.New("auth: waiting for the next second"))
 	}
 }
-
