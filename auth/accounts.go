@@ -122,18 +122,30 @@ func (a *Accounts) Provision(ctx context.Context, cred bus.ServiceCredential) (s
 	if err := a.push(ctx, ac); err != nil {
 		return "", nil, err
 	}
-	if slices.Contains(cred.Permissions, PermEventsSubscribe) {
-		if err := a.feedEvents(ctx, account); err != nil {
-			_ = a.Revoke(ctx, bus.ServiceCredential{ServiceID: cred.ServiceID, Account: account})
-			return "", nil, err
-		}
-	}
 	creds, err := a.newUser(account, cred)
+	if err == nil && slices.Contains(cred.Permissions, PermEventsSubscribe) {
+		err = a.feedEvents(ctx, account)
+	}
 	if err != nil {
+		a.undo(ctx, bus.ServiceCredential{ServiceID: cred.ServiceID, Account: account})
 		return "", nil, err
 	}
 	return account, creds, nil
 }
+
+// undo revokes an account whose setup failed, with a context of its own
+// (ctx may be what ended), and logs what it could not undo.
+func (a *Accounts) undo(ctx context.Context, cred bus.ServiceCredential) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := a.Revoke(ctx, cred); err != nil {
+		a.log.Warn("revoking an account whose setup failed", "account", cred.Account, "err", err)
+	}
+}
+
+// Undo revokes an account [Accounts.Provision] made when the caller
+// could not use it (its registration failed); see bus.Accounts.
+func (a *Accounts) Undo(ctx context.Context, cred bus.ServiceCredential) { a.undo(ctx, cred) }
 
 // serviceAccount builds the claims of a service's account: its imports
 // are its permissions.
@@ -239,6 +251,34 @@ func (a *Accounts) feedEvents(ctx context.Context, account string) error {
 	return nil
 }
 
+// dropEvents deletes account's events stream, if it has one.
+func (a *Accounts) dropEvents(ctx context.Context, account string) error {
+	ac, err := a.lookup(ctx, account)
+	if err != nil {
+		return err
+	}
+	if ac.Limits.JetStreamLimits == (jwt.JetStreamLimits{}) || ac.Limits.Conn == 0 {
+		return nil // no JetStream, or already revoked
+	}
+	setup, err := a.adminUser(account)
+	if err != nil {
+		return err
+	}
+	nc, err := a.dial(setup)
+	if err != nil {
+		return fmt.Errorf("auth: log in to %s: %w", account, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := js.DeleteStream(ctx, DefaultEventsStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("auth: delete the events stream of %s: %w", account, err)
+	}
+	return nil
+}
+
 // adminUser returns a short-lived login to account with every right, for
 // the bus to set the account up.
 func (a *Accounts) adminUser(account string) (nats.Option, error) {
@@ -332,6 +372,11 @@ func (a *Accounts) Revoke(ctx context.Context, cred bus.ServiceCredential) error
 	a.mu.Lock()
 	delete(a.owners, cred.Account)
 	a.mu.Unlock()
+	// The account's copy of the events goes first: once revoked, nobody
+	// can log in to delete it.
+	if err := a.dropEvents(ctx, cred.Account); err != nil {
+		return err
+	}
 	err := a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) bool {
 		ac.Imports = nil
 		ac.Limits.Conn = 0

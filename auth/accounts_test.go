@@ -33,6 +33,7 @@ type opEnv struct {
 	m      *bus.Manager
 	acc    *auth.Accounts
 	accCfg auth.AccountsConfig
+	store  string // the server's JetStream directory
 }
 
 func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
@@ -73,7 +74,7 @@ func startOperatorBus(t *testing.T, tune ...func(*server.Options)) *opEnv {
 	svc, err := bus.NewService(nc, m, bus.WithCallers(acc), bus.WithServiceLogger(quiet()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Close() })
-	return &opEnv{srvURL: srv.ClientURL(), dir: dir, nc: nc, st: st, m: m, acc: acc, accCfg: accCfg}
+	return &opEnv{srvURL: srv.ClientURL(), dir: dir, nc: nc, st: st, m: m, acc: acc, accCfg: accCfg, store: opts.StoreDir}
 }
 
 // register registers a service and returns its credentials file's path.
@@ -344,9 +345,12 @@ func TestAccounts_ListenersInTheirOwnAccount(t *testing.T) {
 	require.NoError(t, err)
 	_, err = busJS.PushConsumer(ctx, auth.DefaultEventsStream, rec.Credential.Account)
 	require.NoError(t, err, "the bus feeds the account through a consumer named after it")
+	streamDir := filepath.Join(e.store, "jetstream", rec.Credential.Account, "streams", auth.DefaultEventsStream)
+	require.DirExists(t, streamDir)
 	require.NoError(t, e.m.RemoveService(ctx, "audit"))
 	_, err = busJS.PushConsumer(ctx, auth.DefaultEventsStream, rec.Credential.Account)
 	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound, "a removed service's feed is gone")
+	assert.NoDirExists(t, streamDir, "and its copy of the events")
 }
 
 // The end of a rotation's grace is kept in the account, not only in the

@@ -73,6 +73,11 @@ func credsAccount(path string) (string, error) {
 	return uc.Issuer, nil
 }
 
+// WriteCredsFile writes a credentials file, mode 0600, replacing any
+// file at path through a temp file renamed into place (so an older file's
+// looser mode is not kept).
+func WriteCredsFile(path string, creds []byte) error { return writeFileAtomic(path, creds) }
+
 // IsNATSCreds reports whether data is a NATS credentials file (a user JWT
 // and its seed) rather than a bus credentials file of callout mode.
 func IsNATSCreds(data []byte) bool {

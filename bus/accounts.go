@@ -24,6 +24,10 @@ type Accounts interface {
 	// Revoke ends cred's account: no imports, every user revoked, its
 	// connections closed.
 	Revoke(ctx context.Context, cred ServiceCredential) error
+	// Undo revokes an account Provision made that the caller cannot use
+	// (its registration failed), even when ctx has ended, logging what it
+	// could not undo.
+	Undo(ctx context.Context, cred ServiceCredential)
 }
 
 // Callers maps the account key the NATS server puts in a request's

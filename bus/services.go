@@ -65,15 +65,21 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 // account that is revoked at once: the record's create is the only check
 // that holds across bus processes.
 func (m *Manager) registerAccount(ctx context.Context, cred ServiceCredential) (string, error) {
+	// A taken id is refused before an account is made for it; the create
+	// below still decides a race.
+	switch _, err := m.store.GetService(ctx, cred.ServiceID); {
+	case err == nil:
+		return "", ErrServiceExists
+	case !errors.Is(err, ErrServiceNotFound):
+		return "", m.storeErr("register service", err)
+	}
 	account, creds, err := m.o.accounts.Provision(ctx, cred)
 	if err != nil {
 		return "", fmt.Errorf("%w: register service: %w", ErrUnavailable, err)
 	}
 	cred.Account = account
 	if err := m.store.CreateService(ctx, ServiceRecord{Credential: cred}); err != nil {
-		if rerr := m.o.accounts.Revoke(ctx, cred); rerr != nil {
-			m.log.Warn("revoking an account not registered", keyServiceID, cred.ServiceID, keyErr, rerr)
-		}
+		m.o.accounts.Undo(ctx, cred)
 		return "", m.storeErr("register service", err)
 	}
 	m.log.Info("service registered", keyServiceID, cred.ServiceID, "account", account)

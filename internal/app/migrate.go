@@ -54,18 +54,21 @@ func (a *App) migrateServices(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		migrated := r
+		migrated.Credential.Account = account
+		migrated.SecretHash, migrated.PrevSecretHash, migrated.PrevValidUntil = "", "", time.Time{}
+		path := filepath.Join(dir, r.Credential.ServiceID+".creds")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			a.accounts.Undo(ctx, migrated.Credential)
 			return fmt.Errorf("app: %w", err)
 		}
-		path := filepath.Join(dir, r.Credential.ServiceID+".creds")
-		if err := os.WriteFile(path, creds, 0o600); err != nil {
-			return fmt.Errorf("app: write %s: %w", path, err)
+		if err := auth.WriteCredsFile(path, creds); err != nil {
+			a.accounts.Undo(ctx, migrated.Credential)
+			return err
 		}
-		r.Credential.Account = account
-		r.SecretHash, r.PrevSecretHash, r.PrevValidUntil = "", "", time.Time{}
-		if err := a.store.UpdateService(ctx, r); err != nil {
+		if err := a.store.UpdateService(ctx, migrated); err != nil {
 			// Another bus process migrated it first; its file is the one.
-			_ = a.accounts.Revoke(ctx, r.Credential)
+			a.accounts.Undo(ctx, migrated.Credential)
 			_ = os.Remove(path)
 			if errors.Is(err, bus.ErrConflict) {
 				continue
