@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Handler handles one event. For a group ([Listen]) an error means "retry":
@@ -104,49 +103,80 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("events: open group %q: %w", group, err)
 	}
-	open := func(ctx context.Context) (jetstream.MessagesContext, error) {
-		cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("events: open group %q: %w", group, err)
-		}
-		// The server hands out at most maxAckPending unacknowledged
-		// events; the pull itself asks for more, so it stays open between
-		// them. A pull of one message at a time stalled for good after
-		// relay failovers (seen in TestFault_KillBusUnderLoad: consumer
-		// with no waiting pull, client blocked in Next; nats-server issue
-		// 4736 reports the same with PullMaxMessages(1)).
-		it, err := cons.Messages(jetstream.PullMaxMessages(max(o.maxAckPending, minPullBatch)))
-		if err != nil {
-			return nil, fmt.Errorf("events: open group %q: %w", group, err)
-		}
-		return it, nil
-	}
-	it, err := open(ctx)
+	// The server hands out at most maxAckPending unacknowledged events;
+	// the pull itself asks for more, so it stays open between them. A pull
+	// of one message at a time stalled for good after relay failovers
+	// (seen in TestFault_KillBusUnderLoad: consumer with no waiting pull,
+	// client blocked in Next; nats-server issue 4736 reports the same with
+	// PullMaxMessages(1)).
+	pull := jetstream.PullMaxMessages(max(o.maxAckPending, minPullBatch))
+	opened := time.Now()
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("events: open group %q: %w", group, err)
+	}
+	it, err := cons.Messages(pull)
+	if err != nil {
+		return nil, fmt.Errorf("events: open group %q: %w", group, err)
 	}
 	log := o.logger.With("component", "events.listener", keyGroup, group)
 	g := &groupRun{o: o, handler: handler, log: log}
 	// A group outlives its durable consumer: deleted under it (by an
-	// operator, or by a hostile peer of the same account), it is made
-	// again with the same configuration, from its configured start, so
-	// events stored meanwhile are delivered (at least once, as always).
+	// operator, or by a peer of the same account), it is made again,
+	// starting after the last event this instance settled (or, if none,
+	// where the group started), so the events stored meanwhile are
+	// delivered, at least once as always. Another instance may have made
+	// it again first: then that one is used.
 	reopen := func(ctx context.Context, cause error) (jetstream.MessagesContext, error) {
 		if !errors.Is(cause, jetstream.ErrConsumerDeleted) {
 			return nil, cause
 		}
-		log.Warn("group consumer deleted; creating it again", keyErr, cause)
-		for attempt := 0; ; attempt++ {
-			it, err := open(ctx)
-			if err == nil {
-				return it, nil
+		again := cfg
+		again.OptStartTime, again.OptStartSeq = nil, 0
+		switch last := g.settled.Load(); {
+		case last > 0:
+			again.DeliverPolicy, again.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+		case cfg.DeliverPolicy == jetstream.DeliverNewPolicy:
+			again.DeliverPolicy, again.OptStartTime = jetstream.DeliverByStartTimePolicy, &opened
+		default:
+			again.DeliverPolicy, again.OptStartTime = cfg.DeliverPolicy, cfg.OptStartTime
+		}
+		for attempt := range maxReopenAttempts {
+			cons, err := stream.Consumer(ctx, group)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				cons, err = stream.CreateConsumer(ctx, again)
 			}
-			if err := retry.Backoff(ctx, attempt); err != nil {
-				return nil, cause
+			if err == nil {
+				var it jetstream.MessagesContext
+				if it, err = cons.Messages(pull); err == nil {
+					log.Warn("group consumer was deleted; made again", "start_seq", again.OptStartSeq)
+					return it, nil
+				}
+			}
+			log.Warn("group consumer was deleted; making it again failed", "attempt", attempt+1, keyErr, err)
+			if serr := sleepCtx(ctx, o.nakDelay(uint64(attempt+1))); serr != nil {
+				return nil, serr
 			}
 		}
+		return nil, fmt.Errorf("%w (made again %d times in vain)", cause, maxReopenAttempts)
 	}
 	return start(it, (jetstream.MessagesContext).Drain, reopen, g.handle), nil
+}
+
+// maxReopenAttempts bounds the tries to make a deleted group consumer
+// again (with the listener's backoff between them) before the listener
+// stops with the error.
+const maxReopenAttempts = 20
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // minPullBatch is the smallest pull a group listener keeps open.
@@ -236,15 +266,23 @@ func start(it jetstream.MessagesContext, stop func(jetstream.MessagesContext),
 				return
 			}
 			if reopen != nil {
-				if next, rerr := reopen(ctx, err); rerr == nil {
+				next, rerr := reopen(ctx, err)
+				if ctx.Err() != nil {
+					if rerr == nil {
+						stop(next)
+					}
+					return // closed while reopening
+				}
+				if rerr == nil {
 					mu.Lock()
 					it, cur = next, next
-					if ctx.Err() != nil { // closed while reopening: the stopper may be done
+					if ctx.Err() != nil { // closed meanwhile: the stopper may be done
 						stop(next)
 					}
 					mu.Unlock()
 					continue
 				}
+				err = rerr
 			}
 			l.err = fmt.Errorf("events: listener stopped: %w", err)
 			return
@@ -258,6 +296,14 @@ type groupRun struct {
 	o       listenOptions
 	handler Handler
 	log     *slog.Logger
+	settled atomic.Uint64 // the stream sequence of the last event acked or terminated here
+}
+
+// settle records msg's stream sequence as settled.
+func (g *groupRun) settle(msg jetstream.Msg) {
+	if md, err := msg.Metadata(); err == nil && md.Sequence.Stream > g.settled.Load() {
+		g.settled.Store(md.Sequence.Stream)
+	}
 }
 
 func (g *groupRun) handle(ctx context.Context, msg jetstream.Msg, closing bool) {
@@ -269,10 +315,12 @@ func (g *groupRun) handle(ctx context.Context, msg jetstream.Msg, closing bool) 
 	if err != nil {
 		g.log.Error("dropping bad event", keySubject, msg.Subject(), keyErr, err)
 		_ = msg.Term()
+		g.settle(msg)
 		return
 	}
 	if g.o.login != "" && ev.LoginID != g.o.login {
 		_ = msg.Ack()
+		g.settle(msg)
 		return
 	}
 	stop := keepInProgress(msg, g.o.ackWait/2)
@@ -282,6 +330,7 @@ func (g *groupRun) handle(ctx context.Context, msg jetstream.Msg, closing bool) 
 		if aerr := msg.Ack(); aerr != nil {
 			g.log.Warn("ack failed", keyEventID, ev.ID, keyErr, aerr)
 		}
+		g.settle(msg)
 		return
 	}
 	if ctx.Err() != nil {
