@@ -257,10 +257,10 @@ func TestAccounts_AdminCreds(t *testing.T) {
 	e := startOperatorBus(t)
 	ctx := natstest.Context(t)
 	path := auth.AdminCredsPath(e.dir)
-	created, err := auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	created, err := auth.EnsureAdminCreds(ctx, e.m, e.acc, path)
 	require.NoError(t, err)
 	assert.True(t, created)
-	created, err = auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.acc, path)
 	require.NoError(t, err)
 	assert.False(t, created, "a matching file is kept")
 	fi, err := os.Stat(path)
@@ -273,9 +273,30 @@ func TestAccounts_AdminCreds(t *testing.T) {
 	require.Len(t, list, 1)
 	assert.NotEmpty(t, list[0].Account)
 
-	// An admin record replaced behind the file's back gets a new file.
+	// Another bus process without the file (its own data dir) gets a new
+	// user of the same admin account; the first file keeps working.
+	otherPath := filepath.Join(t.TempDir(), "admin.creds")
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.acc, otherPath)
+	require.NoError(t, err)
+	assert.True(t, created)
+	_, err = e.client(t, otherPath, auth.AdminServiceID).ListServices(ctx)
+	require.NoError(t, err)
+	_, err = admin.ListServices(ctx)
+	require.NoError(t, err, "nobody else's admin login is revoked")
+
+	// After a rotation of the admin, a file with a revoked user is
+	// replaced by a new user's.
+	_, err = e.m.RotateService(ctx, auth.AdminServiceID, "", 0)
+	require.NoError(t, err)
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.acc, path)
+	require.NoError(t, err)
+	assert.True(t, created, "a revoked admin file is replaced")
+	_, err = e.client(t, path, auth.AdminServiceID).ListServices(ctx)
+	require.NoError(t, err)
+
+	// An admin record removed behind the file's back is registered anew.
 	require.NoError(t, e.m.RemoveService(ctx, auth.AdminServiceID))
-	created, err = auth.EnsureAdminCreds(ctx, e.m, e.st, path)
+	created, err = auth.EnsureAdminCreds(ctx, e.m, e.acc, path)
 	require.NoError(t, err)
 	assert.True(t, created)
 	admin = e.client(t, path, auth.AdminServiceID)
@@ -376,4 +397,25 @@ func TestAccounts_RotationSurvivesTheRotatingProcess(t *testing.T) {
 	assert.False(t, old.IsClosed(), "nothing is due before the grace ends")
 	require.Eventually(t, old.IsClosed, natstest.Patience, 20*time.Millisecond,
 		"the other process's timer revokes the old credentials when the grace ends")
+}
+
+// The bus takes an account's service from the account's name only when
+// the service's record names that account: an account left over from an
+// earlier registration of the same id (or a record changed under it) is
+// refused.
+func TestAccounts_CallerMustMatchTheRecord(t *testing.T) {
+	t.Parallel()
+	e := startOperatorBus(t)
+	ctx := natstest.Context(t)
+	c := e.client(t, e.register(t, "svc", auth.PermSessionRead), "svc")
+	e.register(t, "other", auth.PermSessionRead)
+	rec, err := e.st.GetService(ctx, "svc")
+	require.NoError(t, err)
+	otherRec, err := e.st.GetService(ctx, "other")
+	require.NoError(t, err)
+	rec.Credential.Account = otherRec.Credential.Account
+	require.NoError(t, e.st.UpdateService(ctx, rec))
+
+	_, err = c.GetSession(ctx, "00000000-0000-4000-8000-000000000000")
+	require.ErrorIs(t, err, bus.ErrUnauthenticated, "an account its service's record does not name is refused")
 }

@@ -24,20 +24,29 @@ func AdminCredsPath(dataDir string) string {
 }
 
 // EnsureAdminCreds makes the admin service ([AdminServiceID], every
-// permission) exist with an account of its own, and its credentials file
-// at path log in to that account. A file that names another account (a
-// record replaced, a data dir restored) or is missing gets the admin
-// registered again and a new file; it reports whether it wrote one. r must
-// be a manager with [bus.WithAccounts].
-func EnsureAdminCreds(ctx context.Context, r Registrar, services ServiceLookup, path string) (bool, error) {
-	if account, err := credsAccount(path); err == nil {
-		rec, err := services.GetService(ctx, AdminServiceID)
-		if err == nil && rec.Credential.Account == account && hasAll(rec.Credential.Permissions, AllPermissions) {
+// permission) exist with an account of its own, and the credentials file
+// at path log in to it. A valid admin record is kept: when the file is
+// missing (another bus process's data dir), names another account, or
+// holds a user that was revoked (the admin was rotated), the file gets a
+// new user of the admin's account, and nobody else's admin login is
+// revoked. Only a missing admin record, or one without an account or
+// every permission (left by an older release, or tampered with), is
+// registered anew. It reports whether it wrote the file. r must be a
+// manager with [bus.WithAccounts] using a.
+func EnsureAdminCreds(ctx context.Context, r Registrar, a *Accounts, path string) (bool, error) {
+	rec, err := a.services.GetService(ctx, AdminServiceID)
+	switch {
+	case err == nil && rec.Credential.Account != "" && hasAll(rec.Credential.Permissions, AllPermissions):
+		if a.credsValid(ctx, path, rec.Credential.Account) {
 			return false, nil
 		}
-		if err != nil && !errors.Is(err, bus.ErrServiceNotFound) {
-			return false, fmt.Errorf("auth: read admin: %w", err)
+		creds, err := a.newUser(rec.Credential.Account, rec.Credential)
+		if err != nil {
+			return false, err
 		}
+		return true, writeFileAtomic(path, creds)
+	case err != nil && !errors.Is(err, bus.ErrServiceNotFound):
+		return false, fmt.Errorf("auth: read admin: %w", err)
 	}
 	if err := r.RemoveService(ctx, AdminServiceID); err != nil {
 		return false, fmt.Errorf("auth: replace admin: %w", err)
@@ -53,24 +62,28 @@ func EnsureAdminCreds(ctx context.Context, r Registrar, services ServiceLookup, 
 	return true, nil
 }
 
-// credsAccount returns the account a credentials file's user belongs to.
-func credsAccount(path string) (string, error) {
+// credsValid reports whether the credentials file at path holds a user of
+// account that the account has not revoked.
+func (a *Accounts) credsValid(ctx context.Context, path, account string) bool {
+	uc, err := readUserClaims(path)
+	if err != nil || (uc.IssuerAccount != account && uc.Issuer != account) {
+		return false
+	}
+	ac, err := a.lookup(ctx, account)
+	return err == nil && !ac.IsClaimRevoked(uc)
+}
+
+// readUserClaims decodes the user JWT of a credentials file.
+func readUserClaims(path string) (*jwt.UserClaims, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	token, err := jwt.ParseDecoratedJWT(data)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	uc, err := jwt.DecodeUserClaims(token)
-	if err != nil {
-		return "", err
-	}
-	if uc.IssuerAccount != "" {
-		return uc.IssuerAccount, nil
-	}
-	return uc.Issuer, nil
+	return jwt.DecodeUserClaims(token)
 }
 
 // WriteCredsFile writes a credentials file, mode 0600, replacing any
@@ -87,15 +100,7 @@ func IsNATSCreds(data []byte) bool {
 // NATSCredsService returns the service a NATS credentials file written by
 // the bus logs in as: its user's name.
 func NATSCredsService(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrKeyFile, err)
-	}
-	token, err := jwt.ParseDecoratedJWT(data)
-	if err != nil {
-		return "", fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
-	}
-	uc, err := jwt.DecodeUserClaims(token)
+	uc, err := readUserClaims(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
 	}

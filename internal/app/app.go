@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		}
 	case AuthAccounts:
 		a.adminCreds = auth.AdminCredsPath(cfg.DataDir)
-		if a.adminNew, err = auth.EnsureAdminCreds(ctx, a.manager, a.store, a.adminCreds); err != nil {
+		if a.adminNew, err = auth.EnsureAdminCreds(ctx, a.manager, a.accounts, a.adminCreds); err != nil {
 			return nil, err
 		}
 		if err = auth.WatchFailedLogins(a.sys, func(host string) {
