@@ -138,6 +138,13 @@ func TestApp_MigrateCalloutDataDir(t *testing.T) {
 	assert.Equal(t, s.SessionID, got.SessionID)
 	_, err = svc.CreateSession(ctx, "u2", "tok-2")
 	require.NoError(t, err)
+
+	rec, err := a.store.GetService(ctx, "login-svc")
+	require.NoError(t, err)
+	assert.NotEmpty(t, rec.Credential.Account)
+	assert.Empty(t, rec.SecretHash, "the old secret logs in no more")
+	_, err = os.Stat(filepath.Join(dir, "auth", "admin.creds"))
+	require.NoError(t, err, "the admin gets a .creds file")
 }
 
 // Logins the server refuses are counted per host and minute: a line and a
