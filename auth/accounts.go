@@ -466,9 +466,15 @@ func (a *Accounts) push(ctx context.Context, ac *jwt.AccountClaims) error {
 	if err != nil {
 		return fmt.Errorf("auth: account jwt: %w", err)
 	}
-	msg, err := a.sys.RequestWithContext(ctx, claimsUpdateSubject, []byte(token))
+	return pushClaims(ctx, a.sys, ac.Subject, token)
+}
+
+// pushClaims sends an account JWT to the servers' resolver through the
+// system account connection sys.
+func pushClaims(ctx context.Context, sys *nats.Conn, account, token string) error {
+	msg, err := sys.RequestWithContext(ctx, claimsUpdateSubject, []byte(token))
 	if err != nil {
-		return fmt.Errorf("auth: push account %s: %w", ac.Subject, err)
+		return fmt.Errorf("auth: push account %s: %w", account, err)
 	}
 	var resp struct {
 		Error *struct {
@@ -476,10 +482,10 @@ func (a *Accounts) push(ctx context.Context, ac *jwt.AccountClaims) error {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return fmt.Errorf("auth: push account %s: %w", ac.Subject, err)
+		return fmt.Errorf("auth: push account %s: %w", account, err)
 	}
 	if resp.Error != nil {
-		return fmt.Errorf("auth: push account %s: %s", ac.Subject, resp.Error.Description)
+		return fmt.Errorf("auth: push account %s: %s", account, resp.Error.Description)
 	}
 	return nil
 }

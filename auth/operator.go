@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,7 +91,12 @@ type operatorFile struct {
 
 // BootstrapOperator loads the operator-mode keys kept in
 // dataDir/auth/operator.json (mode 0600), creating them on first start.
-// Errors: [ErrKeyFile], or the file system's.
+// To join an operator you already run, write the file before the first
+// start: operator_seed a signing key of your operator (account JWTs signed
+// with it are trusted), system_account_seed the seed of its system account
+// (the bus pushes accounts and closes connections through a user of it),
+// bus_account_seed and service_signing_seed new account keys (nsc or
+// nkeys). Errors: [ErrKeyFile], or the file system's.
 func BootstrapOperator(dataDir string) (*OperatorKeys, error) {
 	if dataDir == "" {
 		return nil, fmt.Errorf("%w: empty data dir", ErrInvalidConfig)
@@ -312,4 +318,16 @@ func OperatorServerConfig(k *OperatorKeys, resolverDir string) (string, error) {
 	fmt.Fprintf(&b, "resolver {\n  type: full\n  dir: %s\n  allow_delete: false\n  interval: \"2m\"\n}\n", q(resolverDir))
 	fmt.Fprintf(&b, "resolver_preload {\n  %s: %s\n  %s: %s\n}\n", publicKey(k.System), q(sysJWT), publicKey(k.Bus), q(busJWT))
 	return b.String(), nil
+}
+
+// PushBusAccount sends the BUS account's JWT to the servers' resolver
+// through sys, a system account connection: how the bus joins a NATS
+// deployment whose operator it does not run (see [BootstrapOperator]),
+// where nothing preloads its account.
+func PushBusAccount(ctx context.Context, sys *nats.Conn, k *OperatorKeys) error {
+	_, busJWT, err := k.accountJWTs()
+	if err != nil {
+		return err
+	}
+	return pushClaims(ctx, sys, k.BusAccount(), busJWT)
 }

@@ -93,9 +93,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	} else if cfg.Auth == AuthNone {
 		connOpts = externalAuth(cfg)
 	}
-	// With an external server in operator mode (`auth-config --auth
-	// accounts`), the bus logs in as a user of its BUS account, minted from
-	// the keys in the data dir, like every bus process sharing them.
+	// With an external server in operator mode, the bus logs in as a user
+	// of its BUS account, minted from the keys in the data dir, like every
+	// bus process sharing them; it pushes that account first, so that it
+	// also joins an operator it does not run (nothing preloads the account
+	// there).
+	if cfg.Auth == AuthAccounts {
+		if err = a.connectSystem(url); err != nil {
+			return nil, err
+		}
+		if a.ns == nil {
+			if err = auth.PushBusAccount(ctx, a.sys, a.opKeys); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if a.nc, err = connect(url, connOpts); err != nil {
 		return nil, err
 	}
@@ -175,9 +187,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	return a, nil
 }
 
-// startAccounts connects to the system account and sets up the service
-// accounts (operator mode).
-func (a *App) startAccounts(url string, js jetstream.JetStream, log *slog.Logger) error {
+// connectSystem connects to the system account (operator mode).
+func (a *App) connectSystem(url string) error {
 	sysUser, err := a.opKeys.SystemUser()
 	if err != nil {
 		return err
@@ -186,15 +197,19 @@ func (a *App) startAccounts(url string, js jetstream.JetStream, log *slog.Logger
 	if a.ns != nil {
 		sysOpts = append(sysOpts, nats.InProcessServer(a.ns))
 	}
-	if a.sys, err = connect(url, sysOpts); err != nil {
-		return err
-	}
+	a.sys, err = connect(url, sysOpts)
+	return err
+}
+
+// startAccounts sets up the service accounts (operator mode).
+func (a *App) startAccounts(url string, js jetstream.JetStream, log *slog.Logger) error {
 	dial := func(opts ...nats.Option) (*nats.Conn, error) {
 		if a.ns != nil {
 			opts = append(opts, nats.InProcessServer(a.ns))
 		}
 		return connect(url, opts)
 	}
+	var err error
 	a.accounts, err = auth.NewAccounts(auth.AccountsConfig{Keys: a.opKeys, System: a.sys, Bus: js,
 		Dial: dial, Services: a.store, Logger: log})
 	return err
