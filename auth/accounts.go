@@ -220,46 +220,29 @@ func (a *Accounts) feedEvents(ctx context.Context, account string) error {
 	if err != nil {
 		return fmt.Errorf("auth: events consumer for %s: %w", account, err)
 	}
-	admin, err := a.adminUser(account)
-	if err != nil {
-		return err
-	}
-	nc, err := a.dial(admin)
-	if err != nil {
-		return fmt.Errorf("auth: log in to %s: %w", account, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        DefaultEventsStream,
-		Description: "the session-bus change events, sourced from the bus",
-		Storage:     jetstream.FileStorage,
-		MaxBytes:    DefaultEventsStorage,
-		Discard:     jetstream.DiscardOld,
-		Sources: []*jetstream.StreamSource{{
-			Name:     DefaultEventsStream,
-			External: &jetstream.ExternalStream{APIPrefix: busJSAPIPrefix},
-			Consumer: &jetstream.StreamConsumerSource{Name: account, DeliverSubject: deliverSubject(account)},
-		}},
+	return a.inAccount(account, func(js jetstream.JetStream) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        DefaultEventsStream,
+			Description: "the session-bus change events, sourced from the bus",
+			Storage:     jetstream.FileStorage,
+			MaxBytes:    DefaultEventsStorage,
+			Discard:     jetstream.DiscardOld,
+			Sources: []*jetstream.StreamSource{{
+				Name:     DefaultEventsStream,
+				External: &jetstream.ExternalStream{APIPrefix: busJSAPIPrefix},
+				Consumer: &jetstream.StreamConsumerSource{Name: account, DeliverSubject: deliverSubject(account)},
+			}},
+		})
+		if err != nil {
+			return fmt.Errorf("auth: events stream of %s: %w", account, err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("auth: events stream of %s: %w", account, err)
-	}
-	return nil
 }
 
-// dropEvents deletes account's events stream, if it has one.
-func (a *Accounts) dropEvents(ctx context.Context, account string) error {
-	ac, err := a.lookup(ctx, account)
-	if err != nil {
-		return err
-	}
-	if ac.Limits.JetStreamLimits == (jwt.JetStreamLimits{}) || ac.Limits.Conn == 0 {
-		return nil // no JetStream, or already revoked
-	}
+// inAccount runs f with JetStream in account, logged in as a short-lived
+// user with every right there.
+func (a *Accounts) inAccount(account string, f func(jetstream.JetStream) error) error {
 	setup, err := a.adminUser(account)
 	if err != nil {
 		return err
@@ -273,10 +256,24 @@ func (a *Accounts) dropEvents(ctx context.Context, account string) error {
 	if err != nil {
 		return err
 	}
-	if err := js.DeleteStream(ctx, DefaultEventsStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("auth: delete the events stream of %s: %w", account, err)
+	return f(js)
+}
+
+// dropEvents deletes account's events stream, if it has one.
+func (a *Accounts) dropEvents(ctx context.Context, account string) error {
+	ac, err := a.lookup(ctx, account)
+	if err != nil {
+		return err
 	}
-	return nil
+	if ac.Limits.JetStreamLimits == (jwt.JetStreamLimits{}) || ac.Limits.Conn == 0 {
+		return nil // no JetStream, or already revoked
+	}
+	return a.inAccount(account, func(js jetstream.JetStream) error {
+		if err := js.DeleteStream(ctx, DefaultEventsStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("auth: delete the events stream of %s: %w", account, err)
+		}
+		return nil
+	})
 }
 
 // adminUser returns a short-lived login to account with every right, for

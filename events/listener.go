@@ -154,7 +154,7 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 				}
 			}
 			log.Warn("group consumer was deleted; making it again failed", "attempt", attempt+1, keyErr, err)
-			if serr := sleepCtx(ctx, o.nakDelay(uint64(attempt+1))); serr != nil {
+			if serr := sleep(ctx, o.nakDelay(uint64(attempt+1))); serr != nil {
 				return nil, serr
 			}
 		}
@@ -167,17 +167,6 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 // again (with the listener's backoff between them) before the listener
 // stops with the error.
 const maxReopenAttempts = 20
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // minPullBatch is the smallest pull a group listener keeps open.
 const minPullBatch = 64
