@@ -265,7 +265,7 @@ func (a *Accounts) dropEvents(ctx context.Context, account string) error {
 	if err != nil {
 		return err
 	}
-	if ac.Limits.JetStreamLimits == (jwt.JetStreamLimits{}) || ac.Limits.Conn == 0 {
+	if ac.Limits.JetStreamLimits == (jwt.JetStreamLimits{}) || revoked(ac) {
 		return nil // no JetStream, or already revoked
 	}
 	return a.inAccount(account, func(js jetstream.JetStream) error {
@@ -296,8 +296,10 @@ func (a *Accounts) adminUser(account string) (nats.Option, error) {
 }
 
 // newUser issues a user of account for cred and returns its credentials
-// file. Its permissions allow exactly the account's imports, replies on
-// _INBOX.>, and the events with events.subscribe.
+// file. Its subject permissions are the ones [Permissions] gives in callout
+// mode (exactly the account's imports, and the consumer API of the
+// account's own events stream), with replies on any _INBOX.> (the
+// account is the service's own) and the listing of its own consumers.
 func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, error) {
 	ukp, err := nkeys.CreateUser()
 	if err != nil {
@@ -308,45 +310,11 @@ func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, 
 	uc.IssuerAccount = account
 	uc.Subs = DefaultMaxSubscriptions
 	uc.Limits.Payload = DefaultMaxPayload
+	uc.Permissions = Permissions(cred.ServiceID, cred.Permissions)
+	uc.Sub.Allow.Remove(InboxPrefix(cred.ServiceID) + ".>")
 	uc.Sub.Allow.Add("_INBOX.>")
-	for _, perm := range bus.AllPermissions {
-		if !slices.Contains(cred.Permissions, perm) {
-			continue
-		}
-		switch perm {
-		case PermSessionRead:
-			uc.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassRead) + ".*." + cred.ServiceID)
-		case PermSessionWrite:
-			uc.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassWrite) + ".*." + cred.ServiceID)
-		case PermSessionAdmin:
-			uc.Pub.Allow.Add(bus.SubjectPrefix+"."+string(ClassSessions)+".*."+cred.ServiceID, discoveryExport)
-		case PermServiceVerify:
-			uc.Pub.Allow.Add(bus.Subject(bus.ClassService, bus.MethodVerify, cred.ServiceID))
-		case PermServiceAdmin:
-			uc.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassAdmin) + ".*." + cred.ServiceID)
-		case PermEventsSubscribe:
-			// Listeners on the account's own events stream: consumers,
-			// pulls and acks; not the stream's create, update or delete.
-			st := DefaultEventsStream
-			uc.Sub.Allow.Add(eventsExport)
-			uc.Pub.Allow.Add(
-				"$JS.API.INFO",
-				"$JS.API.STREAM.INFO."+st,
-				"$JS.API.CONSUMER.CREATE."+st,
-				"$JS.API.CONSUMER.CREATE."+st+".>",
-				"$JS.API.CONSUMER.DURABLE.CREATE."+st+".>",
-				"$JS.API.CONSUMER.INFO."+st+".>",
-				"$JS.API.CONSUMER.DELETE."+st+".>",
-				"$JS.API.CONSUMER.MSG.NEXT."+st+".>",
-				"$JS.API.CONSUMER.LIST."+st,
-				"$JS.API.CONSUMER.NAMES."+st,
-				"$JS.ACK."+st+".>",
-				"$JS.FC."+st+".>",
-			)
-		}
-	}
-	if len(uc.Pub.Allow) == 0 { // an empty allow list means "anything"
-		uc.Pub.Deny.Add(">")
+	if slices.Contains(cred.Permissions, PermEventsSubscribe) {
+		uc.Pub.Allow.Add("$JS.API.INFO", "$JS.API.CONSUMER.LIST."+DefaultEventsStream, "$JS.API.CONSUMER.NAMES."+DefaultEventsStream)
 	}
 	token, err := uc.Encode(a.keys.Signing)
 	if err != nil {
@@ -432,14 +400,17 @@ func (a *Accounts) update(ctx context.Context, account string, change func(*jwt.
 	if err != nil {
 		return err
 	}
-	if ac.Limits.Conn == 0 {
-		return nil // revoked for good
+	if revoked(ac) {
+		return nil // for good
 	}
 	if !change(ac) {
 		return nil
 	}
 	return a.push(ctx, ac)
 }
+
+// revoked reports whether Revoke ended ac: no connection is allowed.
+func revoked(ac *jwt.AccountClaims) bool { return ac.Limits.Conn == 0 }
 
 // lookup fetches account's current claims from the server's resolver.
 func (a *Accounts) lookup(ctx context.Context, account string) (*jwt.AccountClaims, error) {

@@ -51,8 +51,10 @@ const inboxPrefixBase = "_INBOX_"
 func InboxPrefix(serviceID string) string { return inboxPrefixBase + serviceID }
 
 // Permissions returns the NATS permissions of service serviceID holding
-// perms, on the default events stream. It is the one table from bus
-// permissions to subjects:
+// perms, on the default events stream: the login JWT's in callout mode,
+// and the base of a service user's in accounts mode (see
+// [Accounts.Provision]). It is the one table from bus permissions to
+// subjects:
 //
 //	every service       subscribe _INBOX_<id>.>            (its replies)
 //	session.read        publish   sessionbus.read.*.<id>

@@ -32,7 +32,7 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 		return "", err
 	}
 	if m.o.accounts != nil && secret != "" {
-		return "", fmt.Errorf("%w: services log in with NATS credentials here, not secrets", ErrInvalidInput)
+		return "", errSecretWithAccounts
 	}
 	if m.o.accounts == nil {
 		var err error
@@ -61,9 +61,7 @@ func (m *Manager) RegisterService(ctx context.Context, cred ServiceCredential, s
 }
 
 // registerAccount registers cred with an account of its own and returns
-// the credentials file of its first user. An id already taken costs an
-// account that is revoked at once: the record's create is the only check
-// that holds across bus processes.
+// the credentials file of its first user.
 func (m *Manager) registerAccount(ctx context.Context, cred ServiceCredential) (string, error) {
 	// A taken id is refused before an account is made for it; the create
 	// below still decides a race.
@@ -86,6 +84,10 @@ func (m *Manager) registerAccount(ctx context.Context, cred ServiceCredential) (
 	m.auditService(ctx, ServiceRegistered, cred.ServiceID)
 	return string(creds), nil
 }
+
+// errSecretWithAccounts refuses a secret given where services log in with
+// NATS credentials ([WithAccounts]).
+var errSecretWithAccounts = fmt.Errorf("%w: services log in with NATS credentials here, not secrets", ErrInvalidInput)
 
 // checkSecret generates a secret when none is given and bounds its length.
 func checkSecret(secret string) (string, error) {
@@ -232,7 +234,7 @@ func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, g
 // ones are revoked after grace.
 func (m *Manager) rotateAccount(ctx context.Context, serviceID, secret string, grace time.Duration) (string, error) {
 	if secret != "" {
-		return "", fmt.Errorf("%w: services log in with NATS credentials here, not secrets", ErrInvalidInput)
+		return "", errSecretWithAccounts
 	}
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()

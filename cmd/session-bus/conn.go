@@ -18,8 +18,9 @@ import (
 // admin's bus credentials.
 var defaultAdminCreds = filepath.Join("session-bus-data", "auth", "admin.json")
 
-// defaultAdminNATSCreds is the admin's NATS credentials file that 'serve
-// --auth accounts' writes; the service commands prefer it when it exists.
+// defaultAdminNATSCreds is the admin's NATS credentials file that 'serve'
+// writes (accounts mode, the default); the service commands prefer it to
+// defaultAdminCreds (callout mode) when it exists.
 var defaultAdminNATSCreds = filepath.Join("session-bus-data", "auth", "admin.creds")
 
 // loginHelp explains the login flags, for the help of the commands that
@@ -59,10 +60,10 @@ func newBusFlags(fs *pflag.FlagSet, asAdmin bool) *busFlags {
 	f.str(&b.natsCreds, "nats-creds", "NATS_CREDS", "", "log in with this NATS creds file")
 	f.str(&b.natsUser, "nats-user", "NATS_USER", "", "log in as this NATS user (with the auth callout: a service id), password from $SESSION_BUS_NATS_PASSWORD only")
 	f.str(&b.serviceCreds, "service-creds", "SERVICE_CREDS", "",
-		"log in as the bus service in this credentials file, as 'service add --creds-out' writes it (a NATS .creds file with --auth accounts)")
-	adminHelp := "log in as admin with this credentials file, as 'serve' writes it: <data-dir>/auth/admin.json, or admin.creds with --auth accounts"
+		"log in as the bus service in this credentials file, as 'service add --creds-out' writes it (a NATS .creds file; a JSON file with --auth callout)")
+	adminHelp := "log in as admin with this credentials file, as 'serve' writes it: <data-dir>/auth/admin.creds (admin.json with --auth callout)"
 	if asAdmin {
-		adminHelp += "; with no login given: " + defaultAdminCreds
+		adminHelp += "; with no login given: " + defaultAdminNATSCreds + ", else " + defaultAdminCreds
 		f.str(&b.serviceID, "service-id", "CALLER_ID", "", "act as this service: the last token of request subjects and, with a NATS login, "+
 			`the inbox prefix _INBOX_<id> (default: the bus credentials' service, else "`+auth.AdminServiceID+`")`)
 	}
@@ -137,7 +138,7 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 	case fl == nil && b.asAdmin:
 		credsFile = defaultAdminCreds
 		if _, err := os.Stat(defaultAdminNATSCreds); err == nil {
-			credsFile = defaultAdminNATSCreds // serve --auth accounts
+			credsFile = defaultAdminNATSCreds
 		}
 	case fl == nil:
 	case fl.Name == "nats-creds":
@@ -152,8 +153,8 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 	serviceID = b.serviceID
 	if credsFile != "" {
 		if data, err := os.ReadFile(credsFile); err == nil && auth.IsNATSCreds(data) {
-			// A NATS credentials file (serve --auth accounts): the user's
-			// account is the service; replies come back to any inbox.
+			// A NATS credentials file (accounts mode): the user's account
+			// is the service; replies come back to any inbox.
 			id, err := auth.NATSCredsService(credsFile)
 			if err != nil {
 				return nil, "", err

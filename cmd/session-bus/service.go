@@ -30,13 +30,13 @@ func newServiceCmd() *cobra.Command {
 
 Permissions: session.read, session.write, session.admin, events.subscribe,
 service.verify, service.admin. A new secret is printed once, or written to
---creds-out (mode 0600). With 'serve --auth accounts' that is a NATS
-credentials file (.creds: a user JWT and its seed) for the service's own
-account, usable as 'nats --creds FILE' and from any NATS client.
+--creds-out (mode 0600): a NATS credentials file (.creds: a user JWT and
+its seed) for the service's own account, usable as 'nats --creds FILE' and
+from any NATS client (with 'serve --auth callout': a JSON id and secret).
 
 ` + loginHelp + `
 Without one, they log in as admin with the credentials file 'serve' writes
-into its data dir: ` + defaultAdminCreds + `.`,
+into its data dir: ` + defaultAdminNATSCreds + ` (` + defaultAdminCreds + ` with --auth callout).`,
 	}, newServiceAddCmd(), newServiceListCmd(), newServiceRotateCmd(), newServiceRemoveCmd())
 }
 
