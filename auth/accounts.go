@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // Limits of every service account and its users.
@@ -26,7 +28,7 @@ const (
 	// DefaultMaxSubscriptions bounds one service user's subscriptions.
 	DefaultMaxSubscriptions = 1000
 	// DefaultMaxPayload bounds one message a service publishes: above the
-	// bus's largest request (bus.DefaultMaxRequestBytes), well below the
+	// bus's largest request (natsapi.DefaultMaxRequestBytes), well below the
 	// server's limit.
 	DefaultMaxPayload = 1 << 20
 	// revokeTag marks, in an account JWT, users to revoke later: a
@@ -49,7 +51,7 @@ type ServiceLookup interface {
 
 // Accounts gives every service an account of its own in operator mode
 // ([bus.Accounts]) and tells the bus which service an account belongs to
-// ([bus.Callers]). Account JWTs are pushed to the server's resolver
+// ([natsapi.Callers]). Account JWTs are pushed to the server's resolver
 // through the system account; they are the only state of an account, so
 // every bus process can update any of them. Safe for concurrent use.
 type Accounts struct {
@@ -103,8 +105,8 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 }
 
 var (
-	_ bus.Accounts = (*Accounts)(nil)
-	_ bus.Callers  = (*Accounts)(nil)
+	_ bus.Accounts    = (*Accounts)(nil)
+	_ natsapi.Callers = (*Accounts)(nil)
 )
 
 // Provision creates cred's account, imports as its permissions, and one
@@ -311,7 +313,7 @@ func (a *Accounts) newUser(account string, cred bus.ServiceCredential) ([]byte, 
 	uc.Subs = DefaultMaxSubscriptions
 	uc.Limits.Payload = DefaultMaxPayload
 	uc.Permissions = Permissions(cred.ServiceID, cred.Permissions)
-	uc.Sub.Allow.Remove(InboxPrefix(cred.ServiceID) + ".>")
+	uc.Sub.Allow.Remove(client.InboxPrefix(cred.ServiceID) + ".>")
 	uc.Sub.Allow.Add("_INBOX.>")
 	if slices.Contains(cred.Permissions, PermEventsSubscribe) {
 		uc.Pub.Allow.Add("$JS.API.INFO", "$JS.API.CONSUMER.LIST."+DefaultEventsStream, "$JS.API.CONSUMER.NAMES."+DefaultEventsStream)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/nats-io/jwt/v2"
 
@@ -90,22 +89,3 @@ func readUserClaims(path string) (*jwt.UserClaims, error) {
 // file at path through a temp file renamed into place (so an older file's
 // looser mode is not kept).
 func WriteCredsFile(path string, creds []byte) error { return writeFileAtomic(path, creds) }
-
-// IsNATSCreds reports whether data is a NATS credentials file (a user JWT
-// and its seed) rather than a bus credentials file of callout mode.
-func IsNATSCreds(data []byte) bool {
-	return strings.Contains(string(data), "-----BEGIN NATS USER JWT-----")
-}
-
-// NATSCredsService returns the service a NATS credentials file written by
-// the bus logs in as: its user's name.
-func NATSCredsService(path string) (string, error) {
-	uc, err := readUserClaims(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
-	}
-	if err := bus.ValidateServiceID(uc.Name); err != nil {
-		return "", fmt.Errorf("%w: %s: the user is not a bus service", ErrKeyFile, path)
-	}
-	return uc.Name, nil
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/internal/natstest"
 )
 
@@ -40,7 +41,7 @@ func TestCallout_LoginBurst(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			t0 := time.Now()
-			nc, err := nats.Connect(e.url, append(auth.ConnectOptions("svc-burst", secret),
+			nc, err := nats.Connect(e.url, append(client.ConnectOptions("svc-burst", secret),
 				nats.NoReconnect(), nats.Timeout(natstest.Patience))...)
 			took[i], errs[i] = time.Since(t0), err
 			if err == nil {

@@ -222,9 +222,9 @@ func TestCallout_CallerIsPinned(t *testing.T) {
 	_, err = sc.SubscribeSync("_INBOX.>")
 	require.NoError(t, err)
 	sc.wantViolation(t, "_INBOX.>")
-	_, err = sc.SubscribeSync(auth.InboxPrefix("svc-b") + ".>")
+	_, err = sc.SubscribeSync(client.InboxPrefix("svc-b") + ".>")
 	require.NoError(t, err)
-	sc.wantViolation(t, auth.InboxPrefix("svc-b"))
+	sc.wantViolation(t, client.InboxPrefix("svc-b"))
 }
 
 func TestCallout_NoEventsNoBucket(t *testing.T) {
@@ -456,7 +456,7 @@ func TestCallout_DefaultInboxIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{})
 	secret := e.register(t, "svc-a", auth.PermSessionWrite)
-	nc, err := nats.Connect(e.url, nats.UserInfo("svc-a", secret)) // no auth.InboxPrefix
+	nc, err := nats.Connect(e.url, nats.UserInfo("svc-a", secret)) // no client.InboxPrefix
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	c, err := client.New(nc, client.WithServiceID("svc-a"), client.WithTimeout(callTimeout))

@@ -18,7 +18,7 @@
 // Setup: [Bootstrap] creates (first start) or loads the keys and passwords
 // kept in the data dir, [ServerOptions] configures an embedded server for
 // this mode, and [ServerConfig] writes the same as nats-server config text
-// for an external server. Services connect with [ConnectOptions].
+// for an external server. Services connect with [client.ConnectOptions].
 //
 // A Callout is safe for concurrent use; it handles up to
 // [DefaultMaxConcurrent] logins at once.

@@ -15,6 +15,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // A bus in callout mode: the embedded server hands service logins to the
@@ -45,7 +46,7 @@ func ExampleServerOptions() {
 	js, _ := jetstream.New(nc)
 	store, _ := kvstore.New(ctx, js, kvstore.DefaultConfig())
 	m, _ := bus.New(store, "session-bus", 30*time.Minute)
-	svc, _ := bus.NewService(nc, m)
+	svc, _ := natsapi.New(nc, m)
 	defer func() { _ = svc.Close() }()
 	callout, err := auth.New(nc, m, keys.Config(), auth.WithSystemConn(sys))
 	if err != nil {
@@ -56,7 +57,7 @@ func ExampleServerOptions() {
 
 	// A service logs in with its own credentials.
 	secret, _ := m.RegisterService(ctx, bus.ServiceCredential{ServiceID: "shop", Permissions: []string{auth.PermSessionWrite}}, "")
-	snc, _ := nats.Connect(ns.ClientURL(), auth.ConnectOptions("shop", secret)...)
+	snc, _ := nats.Connect(ns.ClientURL(), client.ConnectOptions("shop", secret)...)
 	defer snc.Close()
 	c, _ := client.New(snc, client.WithServiceID("shop"))
 	s, err := c.CreateSession(ctx, "alice", "token-of-alice-0123456789")

@@ -18,6 +18,7 @@ import (
 	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // syncBuffer is a log sink safe for concurrent writers.
@@ -92,7 +93,7 @@ func startBus(tb testing.TB, url string, keys *auth.Keys, ec envConfig) *env {
 	require.NoError(tb, err)
 	e.m, err = bus.New(store, "session-bus", time.Minute, bus.WithLogger(log))
 	require.NoError(tb, err)
-	svc, err := bus.NewService(e.nc, e.m, bus.WithServiceLogger(log))
+	svc, err := natsapi.New(e.nc, e.m, natsapi.WithLogger(log))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = svc.Close() })
 
@@ -152,7 +153,7 @@ func (e *env) connect(tb testing.TB, id, secret string, opts ...nats.Option) (*s
 	sc := &svcConn{violations: make(chan string, 64)}
 	// A login runs a password hash in the callout: slow on a loaded
 	// machine under -race, so the handshake gets the tests' patience.
-	all := append(auth.ConnectOptions(id, secret), nats.Timeout(natstest.Patience),
+	all := append(client.ConnectOptions(id, secret), nats.Timeout(natstest.Patience),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case sc.violations <- err.Error():

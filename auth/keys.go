@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
 )
 
 // The bus's own NATS users. The server exempts them from the callout
@@ -43,51 +44,6 @@ const (
 	adminFileName = "admin.json"
 )
 
-// ServiceCreds is a service's login: what the admin credentials file
-// holds as JSON {"service_id": ..., "secret": ...}.
-type ServiceCreds struct {
-	ServiceID string `json:"service_id"`
-	Secret    string `json:"secret"`
-}
-
-// LogValue keeps the secret out of logs.
-func (c ServiceCreds) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("service_id", c.ServiceID), slog.String("secret", "[REDACTED]"))
-}
-
-// String keeps the secret out of %v.
-func (c ServiceCreds) String() string { return "auth.ServiceCreds{" + c.ServiceID + " [REDACTED]}" }
-
-// GoString keeps the secret out of %#v.
-func (c ServiceCreds) GoString() string { return c.String() }
-
-// NATSOptions returns the options a service connects with: see
-// [ConnectOptions].
-func (c ServiceCreds) NATSOptions() []nats.Option { return ConnectOptions(c.ServiceID, c.Secret) }
-
-// ConnectOptions returns the nats.Options a service connects with: its id
-// and secret as user and password, and its own inbox prefix
-// ([InboxPrefix]), the only one it may receive replies on.
-func ConnectOptions(serviceID, secret string) []nats.Option {
-	return []nats.Option{
-		nats.UserInfo(serviceID, secret),
-		nats.CustomInboxPrefix(InboxPrefix(serviceID)),
-	}
-}
-
-// LoadServiceCreds reads a credentials file written by [Bootstrap].
-// Errors: [ErrKeyFile].
-func LoadServiceCreds(path string) (ServiceCreds, error) {
-	var c ServiceCreds
-	if err := readJSON(path, &c); err != nil {
-		return ServiceCreds{}, err
-	}
-	if bus.ValidateServiceID(c.ServiceID) != nil || c.Secret == "" {
-		return ServiceCreds{}, fmt.Errorf("%w: %s: missing service_id or secret", ErrKeyFile, path)
-	}
-	return c, nil
-}
-
 // Keys are the secrets of the bus's auth setup. They never appear in logs
 // or in %v output.
 type Keys struct {
@@ -100,8 +56,9 @@ type Keys struct {
 	BusPassword string
 	// SysPassword is the password of [SysUser].
 	SysPassword string
-	// Admin is the login of [AdminServiceID]; AdminPath the file holding it.
-	Admin     ServiceCreds
+	// Admin is the login of [AdminServiceID]; AdminPath the file holding
+	// it, which client.LoadServiceCreds reads.
+	Admin     client.ServiceCreds
 	AdminPath string
 	// Created reports that Bootstrap made the keys now: the caller should
 	// tell the operator, once, where the admin credentials are.
@@ -173,7 +130,7 @@ func Bootstrap(dataDir string) (*Keys, error) {
 		created = true
 	}
 	if _, err := os.Stat(adminPath); errors.Is(err, fs.ErrNotExist) {
-		admin := ServiceCreds{ServiceID: AdminServiceID, Secret: bus.GenerateSecret()}
+		admin := client.ServiceCreds{ServiceID: AdminServiceID, Secret: bus.GenerateSecret()}
 		if err := writeJSONExcl(adminPath, admin); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
@@ -197,8 +154,8 @@ func Bootstrap(dataDir string) (*Keys, error) {
 	if len(k.BusPassword) < bus.MinSecretBytes || len(k.SysPassword) < bus.MinSecretBytes {
 		return nil, fmt.Errorf("%w: %s: passwords missing or short", ErrKeyFile, keysPath)
 	}
-	if k.Admin, err = LoadServiceCreds(adminPath); err != nil {
-		return nil, err
+	if k.Admin, err = client.LoadServiceCreds(adminPath); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
 	return k, nil
 }

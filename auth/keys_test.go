@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/client"
 )
 
 func TestBootstrap(t *testing.T) {
@@ -39,7 +40,7 @@ func TestBootstrap(t *testing.T) {
 	assert.Equal(t, k.BusPassword, again.BusPassword)
 	assert.Equal(t, k.Admin, again.Admin)
 
-	creds, err := auth.LoadServiceCreds(k.AdminPath)
+	creds, err := client.LoadServiceCreds(k.AdminPath)
 	require.NoError(t, err)
 	assert.Equal(t, k.Admin, creds)
 

@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
 )
 
 // Permission names a service may hold in its bus.ServiceCredential: the
@@ -40,16 +41,6 @@ const ClassSessions bus.Class = "sessions"
 // on: events.DefaultStreamConfig().Name.
 const DefaultEventsStream = "SESSION_EVENTS"
 
-// inboxPrefixBase starts every service's reply inbox prefix.
-const inboxPrefixBase = "_INBOX_"
-
-// InboxPrefix returns the reply-subject prefix a service must use,
-// "_INBOX_<serviceID>": the only inboxes it may subscribe to, so that no
-// service can read the replies sent to another (a create reply carries the
-// user's token). Connect with nats.CustomInboxPrefix(InboxPrefix(id)), or
-// use [ConnectOptions].
-func InboxPrefix(serviceID string) string { return inboxPrefixBase + serviceID }
-
 // Permissions returns the NATS permissions of service serviceID holding
 // perms, on the default events stream: the login JWT's in callout mode,
 // and the base of a service user's in accounts mode (see
@@ -82,7 +73,7 @@ func Permissions(serviceID string, perms []string) jwt.Permissions {
 
 func permissions(id string, perms []string, stream string) jwt.Permissions {
 	var p jwt.Permissions
-	p.Sub.Allow.Add(InboxPrefix(id) + ".>")
+	p.Sub.Allow.Add(client.InboxPrefix(id) + ".>")
 	for _, perm := range AllPermissions { // table order, each once
 		if !slices.Contains(perms, perm) {
 			continue

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // SweepInterval is how often every bus process looks for rotations whose
@@ -30,8 +31,8 @@ func (a *Accounts) Reissue(ctx context.Context, cred bus.ServiceCredential, grac
 	// Revocation compares whole seconds of issue time: the new user must
 	// be issued in a later second than every user it replaces.
 	before := time.Now().Truncate(time.Second)
-	if err := sleepCtx(ctx, time.Until(before.Add(time.Second))); err != nil {
-		return nil, err
+	if err := retry.Sleep(ctx, time.Until(before.Add(time.Second))); err != nil {
+		return nil, fmt.Errorf("auth: waiting for the next second: %w", err)
 	}
 	creds, err := a.newUser(cred.Account, cred)
 	if err != nil {
@@ -164,18 +165,4 @@ func (a *Accounts) Close() {
 		t.timer.Stop()
 	}
 	clear(a.timers)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return errors.Join(ctx.Err(), errors.New("auth: waiting for the next second"))
-	}
 }

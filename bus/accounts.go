@@ -30,13 +30,6 @@ type Accounts interface {
 	Undo(ctx context.Context, cred ServiceCredential)
 }
 
-// Callers maps the account key the NATS server puts in a request's
-// subject (the importing account) to the registered service it belongs
-// to; auth.Accounts is one. See [WithCallers].
-type Callers interface {
-	ServiceOf(account string) (serviceID string, ok bool)
-}
-
 // WithAccounts makes [Manager.RegisterService] and
 // [Manager.RotateService] return NATS credentials files instead of
 // secrets, and [Manager.RemoveService] revoke the service's account.

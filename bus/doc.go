@@ -19,8 +19,13 @@
 // argon2id hashes.
 //
 // The acting service of every change comes from the context
-// ([ContextWithService]); the NATS service layer fills it from an identity
-// the server asserts, never from a request payload.
+// ([ContextWithService]); package natsapi, which serves a Manager over
+// NATS, fills it from an identity the server asserts, never from a request
+// payload. The wire vocabulary that natsapi and package client share lives
+// here, so a client needs no server code: request subjects ([Subject],
+// [MethodSubject], [ParseSubject]), request and reply types
+// ([CreateRequest], [ErrorReply], ...) and error codes ([CodeOf],
+// [ErrorForCode], [ErrorForStatus], [ErrorMessage]).
 //
 // Errors are sentinels matchable with errors.Is; each carries a stable wire
 // code ([Code]) so that the same errors.Is holds over NATS through package

@@ -35,6 +35,11 @@ var (
 	ErrRateLimited = errors.New("bus: rate limited")
 	// ErrUnavailable: the bus or its store cannot serve now.
 	ErrUnavailable = errors.New("bus: unavailable")
+	// ErrEventsBehind: the store refused a write because the change events
+	// of earlier writes have not been announced yet and it can keep no
+	// more of them (the event relay is down or far behind). Retry later:
+	// nothing was written.
+	ErrEventsBehind = errors.New("bus: events relay behind")
 	// ErrInvalidConfig: a Config field or option is out of range.
 	ErrInvalidConfig = errors.New("bus: invalid config")
 	// ErrUnknownOperation: a request named an operation the bus does not
@@ -71,6 +76,7 @@ var codes = []struct {
 	{ErrSessionLimit, Code{"session_limit", 429}},
 	{ErrRateLimited, Code{"rate_limited", 429}},
 	{ErrUnavailable, Code{"unavailable", 503}},
+	{ErrEventsBehind, Code{"events_behind", 503}},
 	{ErrUnknownOperation, Code{"unknown_operation", 400}},
 	{ErrInvalidConfig, Code{"invalid_config", 500}},
 	{ErrInternal, Code{"internal", 500}},
@@ -112,7 +118,7 @@ var pkgPrefixes = []string{"bus: ", "kvstore: ", "events: ", "auth: ", "client: 
 // sentinel's error, so errors.Is and Error() match the in-process ones.
 func ErrorMessage(err error) string {
 	code := CodeOf(err)
-	if code.Status >= 500 && code != CodeOf(ErrUnavailable) {
+	if code.Status >= 500 && code.Status != 503 {
 		return sentence(ErrInternal)
 	}
 	sentinel := ErrorForCode(code.Name)

@@ -6,9 +6,4 @@ const (
 	keySessionID = "session_id"
 	keyServiceID = "service_id"
 	keyErr       = "err"
-	keySubject   = "subject"
-	keyMethod    = "method"
-	keyStatus    = "status"
-	keyCode      = "code"
-	keyDuration  = "duration"
 )

@@ -2,6 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -214,4 +217,48 @@ func TestCodes_RoundTrip(t *testing.T) {
 		assert.Equal(t, c.err, ErrorForCode(CodeOf(c.err).Name))
 	}
 	assert.Equal(t, 500, CodeOf(context.Canceled).Status)
+}
+
+// failingUpdates is a MemoryStore whose session updates fail with err.
+type failingUpdates struct {
+	*MemoryStore
+	err error
+}
+
+func (f failingUpdates) UpdateSession(context.Context, *Session, Change) (uint64, error) {
+	return 0, f.err
+}
+
+// TestManager_StoreErrors checks what a write returns for each kind of
+// store failure: errors with a wire code pass as they are, a ctx that
+// ends is unavailable, anything else is internal.
+func TestManager_StoreErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		giveErr error
+		wantErr error
+	}{
+		{name: "events behind", giveErr: fmt.Errorf("kvstore: %w: 9 changes not delivered", ErrEventsBehind), wantErr: ErrEventsBehind},
+		{name: "not found", giveErr: ErrSessionNotFound, wantErr: ErrSessionNotFound},
+		{name: "conflict until the deadline", giveErr: ErrConflict, wantErr: ErrUnavailable},
+		{name: "anything else", giveErr: errors.New("disk on fire"), wantErr: ErrInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := NewMemoryStore()
+			m, err := New(failingUpdates{st, tt.giveErr}, "svc", time.Minute, WithLogger(slog.New(slog.DiscardHandler)))
+			require.NoError(t, err)
+			s, err := m.CreateSession(context.Background(), "u1", "t1")
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err = m.SetAttribute(ctx, s.SessionID, "k", "v")
+			require.ErrorIs(t, err, tt.wantErr)
+			if !errors.Is(tt.giveErr, ErrConflict) {
+				assert.NotErrorIs(t, err, ErrUnavailable)
+			}
+		})
+	}
 }

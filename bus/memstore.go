@@ -9,8 +9,9 @@ import (
 )
 
 // MemoryStore is a [Store] in process memory, for tests and single-process
-// use. Expired entries are invisible at once and freed by a sweep that rides
-// on writes, so the store needs no goroutine of its own.
+// use, with a [ChangeFeed]. Expired entries are invisible at once and freed
+// by a sweep that rides on writes and feed reads, so the store needs no
+// goroutine of its own.
 type MemoryStore struct {
 	mu        sync.Mutex
 	now       func() time.Time
@@ -21,6 +22,7 @@ type MemoryStore struct {
 	fences    map[string]memFence
 	services  map[string]ServiceRecord
 	lastSweep time.Time
+	feed      memFeed
 }
 
 // memFence is a login's fence and claim (see Store.ClaimLogin).
@@ -29,7 +31,10 @@ type memFence struct {
 	claim     uint64
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store      = (*MemoryStore)(nil)
+	_ ChangeFeed = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
@@ -40,6 +45,7 @@ func NewMemoryStore() *MemoryStore {
 		logins:   map[string]map[string]struct{}{},
 		fences:   map[string]memFence{},
 		services: map[string]ServiceRecord{},
+		feed:     memFeed{limit: defaultOutboxLimit, wake: make(chan struct{})},
 	}
 }
 
@@ -51,10 +57,17 @@ func (st *MemoryStore) live(id string, now time.Time) (*Session, bool) {
 		return nil, false
 	}
 	if s.expired(now) {
-		st.drop(s)
+		st.expire(s, now)
 		return nil, false
 	}
 	return s, true
+}
+
+// expire drops s, whose time ran out, and records the expiry.
+func (st *MemoryStore) expire(s *Session, now time.Time) {
+	st.drop(s)
+	st.rev++
+	st.record(ChangeRecord{Seq: st.rev, Time: now, Op: OpExpired, SessionID: s.SessionID, LoginID: s.LoginID})
 }
 
 func (st *MemoryStore) drop(s *Session) {
@@ -76,11 +89,7 @@ func (st *MemoryStore) sweep(now time.Time) {
 		return
 	}
 	st.lastSweep = now
-	for _, s := range st.sessions {
-		if s.expired(now) {
-			st.drop(s)
-		}
-	}
+	st.expireDue(now)
 	for id, f := range st.fences {
 		if !now.Before(f.until) {
 			delete(st.fences, id)
@@ -94,6 +103,9 @@ func (st *MemoryStore) CreateSession(_ context.Context, s *Session, ch Change) (
 	defer st.mu.Unlock()
 	now := st.now()
 	st.sweep(now)
+	if err := st.admit(); err != nil {
+		return 0, fmt.Errorf("create session: %w", err)
+	}
 	if _, ok := st.live(s.SessionID, now); ok {
 		return 0, fmt.Errorf("create session %s: %w", s.SessionID, ErrConflict)
 	}
@@ -118,6 +130,7 @@ func (st *MemoryStore) CreateSession(_ context.Context, s *Session, ch Change) (
 		st.logins[c.LoginID] = map[string]struct{}{}
 	}
 	st.logins[c.LoginID][c.SessionID] = struct{}{}
+	st.record(changeRecord(c, ch, now))
 	return c.Revision, nil
 }
 
@@ -147,11 +160,14 @@ func (st *MemoryStore) SessionIDByToken(_ context.Context, fingerprint string) (
 }
 
 // UpdateSession implements [Store].
-func (st *MemoryStore) UpdateSession(_ context.Context, s *Session, _ Change) (uint64, error) {
+func (st *MemoryStore) UpdateSession(_ context.Context, s *Session, ch Change) (uint64, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
 	st.sweep(now)
+	if err := st.admit(); err != nil {
+		return 0, fmt.Errorf("update session: %w", err)
+	}
 	cur, ok := st.live(s.SessionID, now)
 	if !ok {
 		return 0, ErrSessionNotFound
@@ -160,7 +176,7 @@ func (st *MemoryStore) UpdateSession(_ context.Context, s *Session, _ Change) (u
 		return 0, fmt.Errorf("update session %s: %w", s.SessionID, ErrConflict)
 	}
 	if !s.ExpiresAt.After(now) {
-		st.drop(cur)
+		st.expire(cur, now)
 		return 0, ErrSessionNotFound
 	}
 	st.rev++
@@ -169,15 +185,22 @@ func (st *MemoryStore) UpdateSession(_ context.Context, s *Session, _ Change) (u
 	c.LoginID, c.TokenFingerprint, c.CreateTime = cur.LoginID, cur.TokenFingerprint, cur.CreateTime
 	c.Revision = st.rev
 	st.sessions[c.SessionID] = c
+	st.record(changeRecord(c, ch, now))
 	return c.Revision, nil
 }
 
 // DeleteSession implements [Store].
-func (st *MemoryStore) DeleteSession(_ context.Context, s *Session, _ Change) error {
+func (st *MemoryStore) DeleteSession(_ context.Context, s *Session, ch Change) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if cur, ok := st.sessions[s.SessionID]; ok {
+	now := st.now()
+	if err := st.admit(); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	if cur, ok := st.live(s.SessionID, now); ok {
 		st.drop(cur)
+		st.rev++
+		st.record(changeRecord(&Session{SessionID: cur.SessionID, LoginID: cur.LoginID, Revision: st.rev}, ch, now))
 	}
 	return nil
 }

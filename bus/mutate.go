@@ -3,12 +3,9 @@ package bus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Writes to one session are group-committed: a writer queues its change and
@@ -107,22 +104,11 @@ func (m *Manager) mutate(ctx context.Context, id string, fn func(s *Session, now
 // others wait on it within their own deadlines' worth of attempts.
 func (m *Manager) writeBatch(ctx context.Context, id string, batch []*mutation) {
 	errs := make([]error, len(batch))
-	answer := func(s *Session, err error) {
-		for i, w := range batch {
-			if errs[i] != nil {
-				w.done <- mutationResult{err: errs[i]}
-			} else if err != nil {
-				w.done <- mutationResult{err: err}
-			} else {
-				w.done <- mutationResult{s: s.Clone()}
-			}
-		}
-	}
-	for attempt := 0; ; attempt++ {
-		s, err := m.load(ctx, id)
-		if err != nil {
-			answer(nil, err)
-			return
+	var s *Session
+	err := retryCAS(ctx, ErrConflict, func() error {
+		var err error
+		if s, err = m.load(ctx, id); err != nil {
+			return err
 		}
 		now := m.o.now()
 		merged, changed := Change{Service: batch[0].caller}, false
@@ -144,25 +130,26 @@ func (m *Manager) writeBatch(ctx context.Context, id string, batch []*mutation) 
 			}
 		}
 		if !changed {
-			answer(s, nil)
-			return
+			return nil
 		}
 		if !merged.Touch {
 			merged.Touch = m.slide(s, now)
 		}
 		rev, err := m.put(ctx, s, merged)
-		if err == nil {
-			s.Revision = rev
-			answer(s, nil)
-			return
+		if err != nil {
+			return m.storeErr("update session", err)
 		}
-		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
-			answer(nil, m.storeErr("update session", err))
-			return
-		}
-		if err := retry.Backoff(ctx, attempt); err != nil {
-			answer(nil, fmt.Errorf("%w: %w", ErrUnavailable, err))
-			return
+		s.Revision = rev
+		return nil
+	})
+	for i, w := range batch {
+		switch {
+		case errs[i] != nil:
+			w.done <- mutationResult{err: errs[i]}
+		case err != nil:
+			w.done <- mutationResult{err: err}
+		default:
+			w.done <- mutationResult{s: s.Clone()}
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/session-bus/session-bus/internal/textutil"
 )
 
 // Permission names a service may hold in its [ServiceCredential].
@@ -45,7 +47,7 @@ var AllPermissions = []string{
 func ValidatePermissions(perms []string) error {
 	for _, p := range perms {
 		if !slices.Contains(AllPermissions, p) {
-			return fmt.Errorf("%w: unknown permission %q (known: %s)", ErrInvalidInput, truncate(p, 64), strings.Join(AllPermissions, ", "))
+			return fmt.Errorf("%w: unknown permission %q (known: %s)", ErrInvalidInput, textutil.Truncate(p, 64), strings.Join(AllPermissions, ", "))
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/session-bus/session-bus/internal/textutil"
 )
 
 // Verification rate limit: after verifyMaxFailures failures within
@@ -35,7 +37,7 @@ type verifyKey struct {
 // verifyKeyOf returns the window a verification of serviceID in ctx
 // counts against.
 func verifyKeyOf(ctx context.Context, serviceID string) verifyKey {
-	k := verifyKey{remote: truncate(remoteFromContext(ctx), maxRemoteBytes)}
+	k := verifyKey{remote: textutil.Truncate(remoteFromContext(ctx), maxRemoteBytes)}
 	if ValidateServiceID(serviceID) == nil {
 		k.target = serviceID
 	}

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Secret length bounds for RegisterService.
@@ -204,26 +202,23 @@ func (m *Manager) RotateService(ctx context.Context, serviceID, secret string, g
 	hash := HashSecret(secret)
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
+	err = retryCAS(ctx, ErrConflict, func() error {
 		r, err := m.store.GetService(ctx, serviceID)
 		if err != nil {
-			return "", m.storeErr("rotate service", err)
+			return m.storeErr("rotate service", err)
 		}
 		r.PrevSecretHash, r.PrevValidUntil = "", time.Time{}
 		if grace > 0 {
 			r.PrevSecretHash, r.PrevValidUntil = r.SecretHash, m.o.now().Add(grace).UTC()
 		}
 		r.SecretHash = hash
-		err = m.store.UpdateService(ctx, r)
-		if err == nil {
-			break
+		if err := m.store.UpdateService(ctx, r); err != nil {
+			return m.storeErr("rotate service", err)
 		}
-		if !errors.Is(err, ErrConflict) || attempt+1 >= maxCASAttempts {
-			return "", m.storeErr("rotate service", err)
-		}
-		if err := retry.Backoff(ctx, attempt); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	m.log.Info("service secret rotated", keyServiceID, serviceID, "grace", grace)
 	m.auditService(ctx, ServiceRotated, serviceID)

@@ -32,10 +32,6 @@ type Session struct {
 	// TokenFingerprint is the keyed hash of the token that stores index
 	// and look up by. It never goes on the wire.
 	TokenFingerprint string `json:"-"`
-	// ChangeLog is opaque store state carried from a read to the next
-	// write of the same session (kvstore keeps its change log in it).
-	// Callers leave it alone; it never goes on the wire.
-	ChangeLog string `json:"-"`
 }
 
 // Clone returns a deep copy of s.

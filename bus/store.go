@@ -39,8 +39,10 @@ import (
 //     never changed by an update.
 //   - Returned sessions carry their Revision and TokenFingerprint, never a
 //     Token, and are the caller's to modify.
-//   - Every write carries a [Change]: stores with a change stream record it
-//     so that events are derived from the store itself.
+//   - Every write carries a [Change]. A store that offers a [ChangeFeed]
+//     records it there, so that events are derived from the store itself;
+//     such a store may refuse a write with [ErrEventsBehind] (see
+//     ChangeFeed).
 //
 // Stores never see a token, only its fingerprint.
 type Store interface {
@@ -96,6 +98,9 @@ const (
 	OpRefreshed ChangeOp = "refreshed"
 	OpUpdated   ChangeOp = "updated"
 	OpDeleted   ChangeOp = "deleted"
+	// OpExpired is never written: a [ChangeFeed] reports it when a
+	// session's time runs out.
+	OpExpired ChangeOp = "expired"
 )
 
 // Reasons a session is deleted.

@@ -21,7 +21,8 @@ const (
 	ClassAdmin   Class = "admin"   // registering and removing services
 )
 
-// Classes lists every class, in the order the service registers endpoints.
+// Classes lists every class, in the order the NATS service registers
+// endpoints.
 var Classes = []Class{ClassRead, ClassWrite, ClassService, ClassAdmin}
 
 // Method names one operation on the wire: the third token of its subject.
@@ -50,7 +51,7 @@ const (
 )
 
 // methodClass is the one table of which class each method belongs to; the
-// service dispatches with it and the client builds subjects with it.
+// NATS service dispatches with it and the client builds subjects with it.
 var methodClass = map[Method]Class{
 	MethodGet:             ClassRead,
 	MethodGetByToken:      ClassRead,
@@ -99,16 +100,19 @@ func ClassSubject(c Class) string {
 	return SubjectPrefix + "." + string(c) + ".*.*"
 }
 
-// parseSubject splits a request subject into its method and caller.
-func parseSubject(subject string) (Class, Method, string, bool) {
+// ParseSubject splits a request subject "sessionbus.<class>.<method>.<caller>"
+// into its class, method and caller, and reports whether it has that
+// shape. It checks no token further: the method may be unknown (see
+// [ClassOf]) and the caller invalid (see [ValidateServiceID]).
+func ParseSubject(subject string) (class Class, method Method, caller string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
 	if !ok {
 		return "", "", "", false
 	}
-	class, rest, ok1 := strings.Cut(rest, ".")
-	method, caller, ok2 := strings.Cut(rest, ".")
+	c, rest, ok1 := strings.Cut(rest, ".")
+	m, caller, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(caller, ".") {
 		return "", "", "", false
 	}
-	return Class(class), Method(method), caller, true
+	return Class(c), Method(m), caller, true
 }

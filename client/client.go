@@ -176,26 +176,9 @@ func replyErr(method bus.Method, status string, msg *nats.Msg) error {
 	return fmt.Errorf("%w: %s", sentinel, body.Error.Message)
 }
 
-// errorForStatus maps a bare HTTP-like status to the widest sentinel.
+// errorForStatus maps a bare HTTP-like status to the widest sentinel
+// (bus's table).
 func errorForStatus(status string) error {
 	n, _ := strconv.Atoi(status)
-	switch n {
-	case 400:
-		return bus.ErrInvalidInput
-	case 401:
-		return bus.ErrUnauthenticated
-	case 403:
-		return bus.ErrPermissionDenied
-	case 404:
-		return bus.ErrSessionNotFound
-	case 409:
-		return bus.ErrConflict
-	case 413:
-		return bus.ErrTooLarge
-	case 429:
-		return bus.ErrRateLimited
-	case 503:
-		return bus.ErrUnavailable
-	}
-	return bus.ErrInternal
+	return bus.ErrorForStatus(n)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // runBus serves a memory-store Manager on its own connection to srv.
@@ -23,7 +24,7 @@ func runBus(tb testing.TB, srv *server.Server, opts ...nats.Option) *bus.Manager
 	quiet := slog.New(slog.DiscardHandler)
 	m, err := bus.New(bus.NewMemoryStore(), "bus", time.Hour, bus.WithLogger(quiet))
 	require.NoError(tb, err)
-	svc, err := bus.NewService(natstest.Connect(tb, srv, opts...), m, bus.WithServiceLogger(quiet))
+	svc, err := natsapi.New(natstest.Connect(tb, srv, opts...), m, natsapi.WithLogger(quiet))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	return m

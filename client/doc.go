@@ -15,5 +15,13 @@
 // server refuses for lack of permission is bus.ErrPermissionDenied as soon
 // as the server says so.
 //
+// Connecting is the caller's: a service logs in to NATS with
+// [CredsFileOptions] (the credentials file the bus wrote for it, either
+// kind) or [ConnectOptions] (its id and secret, with the auth callout),
+// then hands the connection to [New] with the same id in [WithServiceID].
+// Under the auth callout a service receives replies only on its own inbox
+// prefix, [InboxPrefix]. This package links nats.go but not nats-server,
+// so a service that imports it stays small.
+//
 // A Client is safe for concurrent use.
 package client

@@ -19,8 +19,39 @@ import (
 var quietLog = slog.New(slog.DiscardHandler)
 
 type env struct {
-	js jetstream.JetStream
-	m  *bus.Manager
+	js   jetstream.JetStream
+	m    *bus.Manager
+	feed bus.ChangeFeed // the store's
+}
+
+// storeKinds are the stores whose change feeds the relay is tested on.
+var storeKinds = []struct {
+	name   string
+	newEnv func(tb testing.TB, idle time.Duration) *env
+}{
+	{"kvstore", newEnv},
+	{"memory", newMemoryEnv},
+}
+
+// eachStore runs f, in parallel, on an env of each store kind.
+func eachStore(t *testing.T, idle time.Duration, f func(t *testing.T, e *env)) {
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, k.newEnv(t, idle))
+		})
+	}
+}
+
+// newMemoryEnv is newEnv on a bus.MemoryStore; the server holds only the
+// events stream and the relay's lease.
+func newMemoryEnv(tb testing.TB, idle time.Duration) *env {
+	tb.Helper()
+	js := natstest.JetStream(tb, natstest.RunServer(tb))
+	st := bus.NewMemoryStore()
+	m, err := bus.New(st, "svc-a", idle)
+	require.NoError(tb, err)
+	return &env{js: js, m: m, feed: st}
 }
 
 // newEnv starts a server, a KV store and a manager with the given idle timeout.
@@ -38,9 +69,10 @@ func newEnvMarkerTTL(tb testing.TB, idle, markerTTL time.Duration) *env {
 	cfg.MarkerTTL = markerTTL
 	st, err := kvstore.New(context.Background(), js, cfg)
 	require.NoError(tb, err)
+	tb.Cleanup(st.Close)
 	m, err := bus.New(st, "svc-a", idle)
 	require.NoError(tb, err)
-	return &env{js: js, m: m}
+	return &env{js: js, m: m, feed: st}
 }
 
 func testRelayConfig() events.RelayConfig {
@@ -51,9 +83,9 @@ func testRelayConfig() events.RelayConfig {
 }
 
 // startRelay starts a relay closed when the test ends.
-func startRelay(tb testing.TB, js jetstream.JetStream) *events.Relay {
+func startRelay(tb testing.TB, e *env) *events.Relay {
 	tb.Helper()
-	r, err := events.NewRelay(js, testRelayConfig())
+	r, err := events.NewRelay(e.feed, e.js, testRelayConfig())
 	require.NoError(tb, err)
 	require.NoError(tb, r.Start(context.Background()))
 	tb.Cleanup(func() { require.NoError(tb, r.Close()) })
@@ -95,7 +127,7 @@ func nextN(tb testing.TB, ch <-chan events.Event, n int, d time.Duration) []even
 		case ev := <-ch:
 			out = append(out, ev)
 		case <-deadline:
-			tb.Fatalf("got %d of %d events within %v: %+v", len(out), n, d, out)
+			tb.Fatalf("got %d of %d events within %v (last: %+v)", len(out), n, d, out[max(0, len(out)-3):])
 		}
 	}
 	return out

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/internal/jsutil"
 )
 
 // lease makes one relay of many the active one. It is a key in a KV bucket
@@ -26,20 +28,14 @@ type lease struct {
 }
 
 func openLease(ctx context.Context, js jetstream.JetStream, bucket, key string, ttl time.Duration, replicas int) (*lease, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "session-bus relay leases",
-			History:     1,
-			TTL:         ttl,
-			Storage:     jetstream.MemoryStorage,
-			Replicas:    replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, bucket)
-		}
-	}
+	kv, err := jsutil.OpenOrCreateKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "session-bus relay leases",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    replicas,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("events: open lease bucket %q: %w", bucket, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // Handler handles one event. For a group ([Listen]) an error means "retry":
@@ -154,7 +156,7 @@ func Listen(ctx context.Context, js jetstream.JetStream, group string, handler H
 				}
 			}
 			log.Warn("group consumer was deleted; making it again failed", "attempt", attempt+1, keyErr, err)
-			if serr := sleep(ctx, o.nakDelay(uint64(attempt+1))); serr != nil {
+			if serr := retry.Sleep(ctx, o.nakDelay(uint64(attempt+1))); serr != nil {
 				return nil, serr
 			}
 		}

@@ -35,7 +35,7 @@ func createN(tb testing.TB, e *env, login string, n int) {
 func TestListen_GroupHandlesEachEventOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	seen := newIDSet()
 	var calls [2]atomic.Int32
 	for i := range 2 {
@@ -57,7 +57,7 @@ func TestListen_GroupHandlesEachEventOnce(t *testing.T) {
 func TestListen_FailureIsRedelivered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	var mu sync.Mutex
 	var order []string
 	fails := 2
@@ -94,7 +94,7 @@ func TestListen_FailureIsRedelivered(t *testing.T) {
 func TestListen_MissedWhileDown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	got := make(chan events.Event, 10)
 	h := func(_ context.Context, ev events.Event) error { got <- ev; return nil }
 	l, err := events.Listen(context.Background(), e.js, "billing", h, events.WithLogger(quietLog))
@@ -118,7 +118,7 @@ func TestListen_MissedWhileDown(t *testing.T) {
 func TestListen_Filters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	ctx := context.Background()
 	byType := collect(t, e.js, events.WithTypes(events.SessionDeleted))
 	byLogin := collect(t, e.js, events.WithLogin("liam"))
@@ -146,7 +146,7 @@ func TestListen_Errors(t *testing.T) {
 	h := func(context.Context, events.Event) error { return nil }
 	_, err := events.Listen(context.Background(), e.js, "g", h)
 	require.ErrorIs(t, err, events.ErrNoStream)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	_, err = events.Listen(context.Background(), e.js, "bad.group", h)
 	require.ErrorIs(t, err, events.ErrInvalidConfig)
 	_, err = events.Listen(context.Background(), e.js, "g", h, events.WithTypes("session.nope"))
@@ -157,7 +157,7 @@ func TestListen_Errors(t *testing.T) {
 func TestTail_SinceAndTypes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	ctx := context.Background()
 	since := time.Now()
 	s, err := e.m.CreateSession(ctx, "noah", "t1")
@@ -230,7 +230,7 @@ func TestAuditor_Bounded(t *testing.T) {
 func TestListen_RecreatesDeletedConsumer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	got := make(chan events.Event, 10)
 	h := func(_ context.Context, ev events.Event) error { got <- ev; return nil }
 	l := listen(t, e, "billing", h)

@@ -7,17 +7,21 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/retry"
 )
 
 // RelayConfig configures a [Relay].
 type RelayConfig struct {
-	// Bucket is the sessions KV bucket whose change stream is relayed.
-	// Default "sessions" (kvstore.DefaultConfig's).
+	// Bucket names the store in event ids ("kv-<bucket>-<seq>"): the
+	// sessions bucket's name for kvstore. Default "sessions".
 	Bucket string
 	// Stream is the events stream, created when missing.
 	Stream StreamConfig
@@ -28,6 +32,9 @@ type RelayConfig struct {
 	// standby takes over: the worst-case delay of events on failover.
 	// Default 3 s; at least 1 s.
 	LeaseTTL time.Duration
+	// MaxInFlight bounds the events published and not yet acknowledged.
+	// Default 8192.
+	MaxInFlight int
 	// Logger, narrowed to component=events.relay. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -39,6 +46,7 @@ func DefaultRelayConfig() RelayConfig {
 		Stream:      DefaultStreamConfig(),
 		LeaseBucket: "session-bus-relay",
 		LeaseTTL:    3 * time.Second,
+		MaxInFlight: 8192,
 	}
 }
 
@@ -50,43 +58,77 @@ func (c RelayConfig) validate() error {
 		return fmt.Errorf("%w: lease bucket name %q", ErrInvalidConfig, c.LeaseBucket)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("%w: lease TTL must be at least 1s", ErrInvalidConfig)
+	case c.MaxInFlight < 1 || c.MaxInFlight > 1<<20:
+		return fmt.Errorf("%w: max in flight must be 1..%d", ErrInvalidConfig, 1<<20)
 	}
 	return c.Stream.validate()
 }
 
-// Relay announces the changes of the sessions bucket on the events stream:
-// it reads the bucket's stream and publishes one [Event] per change, in
-// stream order, each with Nats-Msg-Id set to its [Event.ID]. Run one in
-// every bus instance: one at a time is active (it holds a lease), the
-// others stand by and take over, resuming after the last event stored.
-// See the package doc for why each change is announced once and in order.
+// Relay announces a store's changes on the events stream: it follows the
+// store's [bus.ChangeFeed] and publishes one [Event] per change, in the
+// feed's order, each with Nats-Msg-Id set to its [Event.ID], and records in
+// the store how far it has delivered. Run one in every bus instance: one at
+// a time is active (it holds a lease), the others stand by and take over,
+// resuming where the store says the last one's deliveries stopped. See the
+// package doc for why each change is announced once and in order.
 type Relay struct {
+	feed   bus.ChangeFeed
 	js     jetstream.JetStream
+	pub    jetstream.JetStream // js with room for MaxInFlight async publishes
 	cfg    RelayConfig
 	log    *slog.Logger
 	events jetstream.Stream
 	lease  *lease
 
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	leader   bool
-	closeErr error
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	leader  bool
 }
 
-// NewRelay returns a relay for cfg; [Relay.Start] starts it. Errors:
+// NewRelay returns a relay of feed's changes, publishing through js; a
+// kvstore.Store is such a feed. [Relay.Start] starts it. Errors:
 // [ErrInvalidConfig].
-func NewRelay(js jetstream.JetStream, cfg RelayConfig) (*Relay, error) {
+func NewRelay(feed bus.ChangeFeed, js jetstream.JetStream, cfg RelayConfig) (*Relay, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if feed == nil {
+		return nil, fmt.Errorf("%w: no change feed", ErrInvalidConfig)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Relay{js: js, cfg: cfg, log: log.With("component", "events.relay", keyStream, cfg.Stream.Name)}, nil
+	pub, err := withAsyncRoom(js, cfg.MaxInFlight)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{feed: feed, js: js, pub: pub, cfg: cfg, log: log.With("component", "events.relay", keyStream, cfg.Stream.Name)}, nil
+}
+
+// withAsyncRoom returns a JetStream context on js's connection and API
+// that lets n async publishes await acknowledgement (nats.go's default is
+// 4,000, and a publish past it stalls).
+func withAsyncRoom(js jetstream.JetStream, n int) (jetstream.JetStream, error) {
+	room := jetstream.WithPublishAsyncMaxPending(n + feedBatchHint)
+	o := js.Options()
+	var pub jetstream.JetStream
+	var err error
+	switch {
+	case o.APIPrefix != "" && o.APIPrefix != jetstream.DefaultAPIPrefix:
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, room)
+	case o.Domain != "":
+		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, room)
+	default:
+		pub, err = jetstream.New(js.Conn(), room)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: relay publisher: %w", err)
+	}
+	return pub, nil
 }
 
 // Start creates the events stream and the lease bucket when missing and
@@ -107,6 +149,12 @@ func (r *Relay) Start(ctx context.Context) error {
 		return err
 	}
 	r.events, r.lease, r.started = events, l, true
+	if _, ok, err := r.feed.LastDelivered(ctx); err != nil || !ok {
+		if _, err := r.startPoint(ctx); err != nil {
+			r.started = false
+			return err
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -114,7 +162,7 @@ func (r *Relay) Start(ctx context.Context) error {
 		defer r.wg.Done()
 		r.run(runCtx)
 	}()
-	r.log.Info("relay started", "bucket", r.cfg.Bucket)
+	r.log.Info("relay started", "source", r.cfg.Bucket)
 	return nil
 }
 
@@ -124,7 +172,7 @@ func (r *Relay) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return r.closeErr
+		return nil
 	}
 	r.closed = true
 	cancel := r.cancel
@@ -172,9 +220,9 @@ func (r *Relay) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.log.Warn("relay stepped down", keyErr, err)
+			r.log.Warn("relay stepped down; it resumes from the last delivery", keyErr, err)
 			failures++
-			if err := sleep(ctx, backoff(failures)); err != nil {
+			if err := retry.Sleep(ctx, backoff(failures)); err != nil {
 				return
 			}
 			continue
@@ -231,160 +279,234 @@ func (r *Relay) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 	}
 }
 
-// relay reads the bucket's stream from the checkpoint on and publishes
-// each derived event before reading the next.
+// relay follows the store's change feed from where the last relay's
+// deliveries stopped and publishes one event per change, pipelined: up to
+// MaxInFlight events await their acknowledgement at once. Each event
+// carries its id (Nats-Msg-Id, so the stream drops one it already holds)
+// and the id of the event before it (Nats-Expected-Last-Msg-Id, so the
+// stream refuses it unless that one was stored last): events are stored in
+// the feed's order, and a refused or lost one stops every later one. The
+// committer records a batch as delivered once its last event is
+// acknowledged; on any failure the relay starts over from there.
 func (r *Relay) relay(ctx context.Context) error {
-	ccfg, err := r.checkpoint(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	start, err := r.resumePoint(ctx)
 	if err != nil {
 		return err
 	}
-	cons, err := r.js.OrderedConsumer(ctx, "KV_"+r.cfg.Bucket, ccfg)
+	cur, err := r.feed.Follow(ctx, start)
 	if err != nil {
-		return fmt.Errorf("events: read change stream: %w", err)
+		return fmt.Errorf("events: follow changes: %w", err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("events: read change stream: %w", err)
-	}
+	defer cur.Stop()
+	acked := make(chan sentBatch, r.cfg.MaxInFlight/feedBatchHint+1)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	stopped := make(chan struct{})
-	defer close(stopped)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		select {
-		case <-ctx.Done():
-		case <-stopped:
-		}
-		it.Stop()
+		r.commit(ctx, acked, cancel)
 	}()
-	var seen lastSeen
+	defer wg.Wait()
+	defer close(acked)
+	lastID := "" // the id of the last event published in this run
 	for {
-		msg, err := it.Next()
+		b, err := cur.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
 			}
-			return fmt.Errorf("events: read change stream: %w", err)
+			return fmt.Errorf("events: read changes: %w", err)
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			continue // not a stream message
-		}
-		c := change{subject: msg.Subject(), seq: md.Sequence.Stream, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
-		ev, ok := derive(r.cfg.Bucket, c)
-		if !ok {
-			continue
-		}
-		// Changes replaced before we read them are in the change log; a
-		// session not seen since start has all of its log announced again
-		// (the events stream drops those it already has by message id).
-		for _, missed := range logged(r.cfg.Bucket, c, ev, seen.get(ev.SessionID)) {
-			if err := r.publish(ctx, missed, c.seq-1); err != nil {
+		sent := sentBatch{Delivery: bus.Delivery{Position: b.Through, AsOf: b.AsOf}, changes: len(b.Changes)}
+		for _, c := range b.Changes {
+			if c.Repeat {
+				done, err := r.announced(ctx, c)
+				if err != nil {
+					return err
+				}
+				if done {
+					continue
+				}
+			}
+			ev := r.event(c)
+			f, err := r.publishAsync(ev, lastID)
+			if err != nil {
 				return err
 			}
+			lastID, sent.last = ev.ID, f
 		}
-		if err := r.publish(ctx, ev, c.seq); err != nil {
-			return err
+		select {
+		case acked <- sent:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		seen.put(ev.SessionID, c.seq)
 	}
 }
 
-// lastSeen remembers, per session, the last change the relay announced, so
-// a change log is not announced again with every write. Bounded: when full
-// it starts over, which costs only re-announcements the stream drops.
-type lastSeen struct {
-	m map[string]uint64
+// feedBatchHint is the usual most changes of a batch, to size the queue of
+// batches awaiting acknowledgement by MaxInFlight.
+const feedBatchHint = 1024
+
+// sentBatch is a batch whose events are published: delivered once its last
+// event (nil when it had none) is acknowledged.
+type sentBatch struct {
+	bus.Delivery
+	last    jetstream.PubAckFuture
+	changes int
 }
 
-const maxSeen = 100_000
-
-func (l *lastSeen) get(id string) uint64 { return l.m[id] }
-
-func (l *lastSeen) put(id string, seq uint64) {
-	if l.m == nil || len(l.m) >= maxSeen {
-		l.m = make(map[string]uint64)
-	}
-	l.m[id] = seq
-}
-
-// checkpoint says where to resume: after the change of the last event
-// stored, or, when the stream holds none, from the time of its last message
-// (or its creation), so that a first start does not announce old changes.
-func (r *Relay) checkpoint(ctx context.Context) (jetstream.OrderedConsumerConfig, error) {
-	ccfg := jetstream.OrderedConsumerConfig{FilterSubjects: KVSubjectFilters(r.cfg.Bucket)}
-	info, err := r.events.Info(ctx)
-	if err != nil {
-		return ccfg, fmt.Errorf("events: read checkpoint: %w", err)
-	}
-	since := info.Created
-	if info.State.LastSeq > 0 {
-		m, err := r.events.GetMsg(ctx, info.State.LastSeq)
-		switch {
-		case err == nil:
-			if seq, perr := strconv.ParseUint(m.Header.Get(HeaderSourceSeq), 10, 64); perr == nil {
-				ccfg.DeliverPolicy, ccfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
-				return ccfg, nil
+// commit waits for each sent batch's acknowledgement in order and records
+// the latest delivered batch in the store, at most every commitEvery while
+// more batches wait. A failed event ends the run (stop).
+func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.CancelCauseFunc) {
+	var pending *bus.Delivery
+	var last time.Time
+	for b := range sent {
+		if b.last != nil {
+			select {
+			case <-b.last.Ok():
+			case err := <-b.last.Err():
+				stop(fmt.Errorf("events: publish event: %w", err))
+				return
+			case <-ctx.Done():
+				return
 			}
-			since = m.Time
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			if info.State.LastTime.After(since) {
-				since = info.State.LastTime
-			}
-		default:
-			return ccfg, fmt.Errorf("events: read checkpoint: %w", err)
 		}
+		pending = &b.Delivery
+		if len(sent) > 0 && time.Since(last) < commitEvery {
+			continue // more acknowledged soon: record those
+		}
+		if err := r.feed.Delivered(ctx, *pending); err != nil && ctx.Err() == nil {
+			r.log.Warn("record delivery failed", keyErr, err)
+			continue
+		}
+		pending, last = nil, time.Now()
 	}
-	ccfg.DeliverPolicy, ccfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	return ccfg, nil
+	if pending != nil && ctx.Err() == nil {
+		_ = r.feed.Delivered(ctx, *pending)
+	}
 }
 
-// publish stores ev on the events stream, retrying until it is stored (or
-// found a duplicate) or ctx ends: the next change must not be announced
-// before this one. source is the change-stream sequence up to which every
-// change is announced once ev is: where a relay taking over resumes.
-func (r *Relay) publish(ctx context.Context, ev Event, source uint64) error {
+// commitEvery bounds how long a delivered batch waits to be recorded while
+// the relay is busy: writers start a session's change log afresh once its
+// last change is recorded as delivered, so this bounds their logs too.
+const commitEvery = 5 * time.Millisecond
+
+// publishAsync publishes ev after the event with id prev (none when empty).
+func (r *Relay) publishAsync(ev Event, prev string) (jetstream.PubAckFuture, error) {
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("events: encode event: %w", err)
+		return nil, fmt.Errorf("events: encode event: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
-		m := nats.NewMsg(SessionSubject(ev))
-		m.Data = data
-		m.Header.Set(HeaderSourceSeq, strconv.FormatUint(source, 10))
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := r.js.PublishMsg(pctx, m, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(r.cfg.Stream.Name))
-		cancel()
-		if err == nil {
-			r.log.Debug("event published", keyEventID, ev.ID, keySessionID, ev.SessionID)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.log.Warn("publish event failed", keyEventID, ev.ID, keySessionID, ev.SessionID, keyErr, err)
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return err
-		}
+	m := nats.NewMsg(SessionSubject(ev))
+	m.Data = data
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(r.cfg.Stream.Name)}
+	if prev != "" {
+		opts = append(opts, jetstream.WithExpectLastMsgID(prev))
+	}
+	f, err := r.pub.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("events: publish event: %w", err)
+	}
+	return f, nil
+}
+
+// announced reports whether the events stream holds c's event already: its
+// session's last event is at c's revision or later. Only changes a cursor
+// marks Repeat are looked up (after a restart, at most the logs of sessions
+// that changed while no relay delivered).
+func (r *Relay) announced(ctx context.Context, c bus.ChangeRecord) (bool, error) {
+	m, err := r.events.GetLastMsgForSubject(ctx, SessionFilter(c.SessionID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("events: look up announced event: %w", err)
+	}
+	ev, err := Decode(m.Data)
+	if err != nil {
+		return false, nil //nolint:nilerr // not one of ours: look no further
+	}
+	return ev.Revision >= c.Seq, nil
+}
+
+// event maps a change to its event.
+func (r *Relay) event(c bus.ChangeRecord) Event {
+	return Event{
+		ID: EventID(r.cfg.Bucket, c.Seq), Type: Type("session." + string(c.Op)), SessionID: c.SessionID, LoginID: c.LoginID,
+		ServiceID: c.ServiceID, Revision: c.Seq, Reason: c.Reason, Keys: c.Keys, Time: c.Time,
 	}
 }
 
-// backoff returns the delay before retry attempt n (from 1): 50 ms
-// doubling, capped at 2 s.
+// EventID returns the stable id of the event of change seq of the store
+// named source: "kv-<source>-<seq>".
+func EventID(source string, seq uint64) string {
+	return "kv-" + source + "-" + strconv.FormatUint(seq, 10)
+}
+
+// resumePoint is where this run reads on from: the store's last recorded
+// delivery (see startPoint for a store no relay has delivered from).
+func (r *Relay) resumePoint(ctx context.Context) (uint64, error) {
+	d, ok, err := r.feed.LastDelivered(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("events: read delivery: %w", err)
+	}
+	if !ok {
+		return r.startPoint(ctx)
+	}
+	return d.Position, nil
+}
+
+// startPoint records where relaying starts in a store no relay has
+// delivered from yet: its head (old changes are not announced), or, for a
+// store last relayed by a version that kept its checkpoint in the events
+// stream, after the last event that version stored. Start calls it, so
+// that every change after Start returns is announced.
+func (r *Relay) startPoint(ctx context.Context) (uint64, error) {
+	pos, ok, err := r.legacyCheckpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		if pos, err = r.feed.Head(ctx); err != nil {
+			return 0, fmt.Errorf("events: read head: %w", err)
+		}
+	}
+	if err := r.feed.Delivered(ctx, bus.Delivery{Position: pos, AsOf: time.Now()}); err != nil {
+		return 0, fmt.Errorf("events: record delivery: %w", err)
+	}
+	return pos, nil
+}
+
+// legacyCheckpoint reads the checkpoint of relays before the change feed:
+// the HeaderSourceSeq of the last event, when that event is one of ours
+// (its message id names this store).
+func (r *Relay) legacyCheckpoint(ctx context.Context) (uint64, bool, error) {
+	info, err := r.events.Info(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("events: read checkpoint: %w", err)
+	}
+	if info.State.LastSeq == 0 {
+		return 0, false, nil
+	}
+	m, err := r.events.GetMsg(ctx, info.State.LastSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("events: read checkpoint: %w", err)
+	}
+	if !strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "kv-"+r.cfg.Bucket+"-") {
+		return 0, false, nil
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(HeaderSourceSeq), 10, 64)
+	return seq, err == nil, nil
+}
+
+// backoff returns the delay before a relay that stepped down tries again
+// (n from 1): 50 ms doubling, capped at 2 s.
 func backoff(n int) time.Duration {
 	d := 50 * time.Millisecond << min(n-1, 6)
 	return min(d, 2*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

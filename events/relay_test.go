@@ -19,111 +19,111 @@ import (
 )
 
 func TestRelay_EveryOp(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
-	ch := collect(t, e.js)
-	ctx := context.Background()
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		startRelay(t, e)
+		ch := collect(t, e.js)
+		ctx := context.Background()
 
-	// One op at a time, each awaited: see TestRelay_BurstOnOneSession for
-	// back-to-back changes.
-	var s *bus.Session
-	ops := []struct {
-		name       string
-		do         func() error
-		wantType   events.Type
-		wantReason string
-		wantKeys   []string
-	}{
-		{name: "create", wantType: events.SessionCreated, do: func() (err error) {
-			s, err = e.m.CreateSession(ctx, "alice@example.com", "tok-SECRET-1")
-			return err
-		}},
-		{name: "set", wantType: events.SessionUpdated, wantKeys: []string{"role"},
-			do: func() error { return e.m.SetAttribute(ctx, s.SessionID, "role", "VALUE-admin") }},
-		{name: "refresh", wantType: events.SessionRefreshed,
-			do: func() error { _, err := e.m.RefreshSession(ctx, s.SessionID); return err }},
-		{name: "remove", wantType: events.SessionUpdated, wantKeys: []string{"role"},
-			do: func() error { return e.m.RemoveAttribute(ctx, s.SessionID, "role") }},
-		{name: "delete", wantType: events.SessionDeleted, wantReason: bus.ReasonLogout,
-			do: func() error { return e.m.DeleteSession(ctx, s.SessionID) }},
-	}
-	var prev uint64
-	for _, tt := range ops {
-		require.NoError(t, tt.do(), tt.name)
-		ev := next(t, ch, natstest.Patience)
-		assert.Equal(t, tt.wantType, ev.Type, tt.name)
-		assert.Equal(t, s.SessionID, ev.SessionID)
-		assert.Equal(t, "alice@example.com", ev.LoginID)
-		assert.Equal(t, "svc-a", ev.ServiceID)
-		assert.Equal(t, tt.wantReason, ev.Reason)
-		assert.Equal(t, tt.wantKeys, ev.Keys)
-		assert.Equal(t, events.EventID("sessions", ev.Revision), ev.ID)
-		assert.Greater(t, ev.Revision, prev)
-		assert.WithinDuration(t, time.Now(), ev.Time, 10*time.Second)
-		prev = ev.Revision
-	}
-	quiet(t, ch, 300*time.Millisecond)
+		// One op at a time, each awaited: see TestRelay_BurstOnOneSession for
+		// back-to-back changes.
+		var s *bus.Session
+		ops := []struct {
+			name       string
+			do         func() error
+			wantType   events.Type
+			wantReason string
+			wantKeys   []string
+		}{
+			{name: "create", wantType: events.SessionCreated, do: func() (err error) {
+				s, err = e.m.CreateSession(ctx, "alice@example.com", "tok-SECRET-1")
+				return err
+			}},
+			{name: "set", wantType: events.SessionUpdated, wantKeys: []string{"role"},
+				do: func() error { return e.m.SetAttribute(ctx, s.SessionID, "role", "VALUE-admin") }},
+			{name: "refresh", wantType: events.SessionRefreshed,
+				do: func() error { _, err := e.m.RefreshSession(ctx, s.SessionID); return err }},
+			{name: "remove", wantType: events.SessionUpdated, wantKeys: []string{"role"},
+				do: func() error { return e.m.RemoveAttribute(ctx, s.SessionID, "role") }},
+			{name: "delete", wantType: events.SessionDeleted, wantReason: bus.ReasonLogout,
+				do: func() error { return e.m.DeleteSession(ctx, s.SessionID) }},
+		}
+		var prev uint64
+		for _, tt := range ops {
+			require.NoError(t, tt.do(), tt.name)
+			ev := next(t, ch, natstest.Patience)
+			assert.Equal(t, tt.wantType, ev.Type, tt.name)
+			assert.Equal(t, s.SessionID, ev.SessionID)
+			assert.Equal(t, "alice@example.com", ev.LoginID)
+			assert.Equal(t, "svc-a", ev.ServiceID)
+			assert.Equal(t, tt.wantReason, ev.Reason)
+			assert.Equal(t, tt.wantKeys, ev.Keys)
+			assert.Equal(t, events.EventID("sessions", ev.Revision), ev.ID)
+			assert.Greater(t, ev.Revision, prev)
+			assert.WithinDuration(t, time.Now(), ev.Time, 10*time.Second)
+			prev = ev.Revision
+		}
+		quiet(t, ch, 300*time.Millisecond)
 
-	// The raw payloads on the stream: right subjects, no token, no value.
-	st, err := e.js.Stream(ctx, "SESSION_EVENTS")
-	require.NoError(t, err)
-	for seq := uint64(1); seq <= 5; seq++ {
-		m, err := st.GetMsg(ctx, seq)
+		// The raw payloads on the stream: right subjects, no token, no value.
+		st, err := e.js.Stream(ctx, "SESSION_EVENTS")
 		require.NoError(t, err)
-		assert.True(t, strings.HasSuffix(m.Subject, "."+s.SessionID), m.Subject)
-		assert.NotContains(t, string(m.Data), "SECRET")
-		assert.NotContains(t, string(m.Data), "VALUE")
-		assert.NotContains(t, string(m.Data), "fingerprint")
-		ev, err := events.Decode(m.Data)
-		require.NoError(t, err)
-		assert.Equal(t, events.SessionSubject(ev), m.Subject)
-		assert.Equal(t, ev.ID, m.Header.Get(jetstream.MsgIDHeader))
-	}
+		for seq := uint64(1); seq <= 5; seq++ {
+			m, err := st.GetMsg(ctx, seq)
+			require.NoError(t, err)
+			assert.True(t, strings.HasSuffix(m.Subject, "."+s.SessionID), m.Subject)
+			assert.NotContains(t, string(m.Data), "SECRET")
+			assert.NotContains(t, string(m.Data), "VALUE")
+			assert.NotContains(t, string(m.Data), "fingerprint")
+			ev, err := events.Decode(m.Data)
+			require.NoError(t, err)
+			assert.Equal(t, events.SessionSubject(ev), m.Subject)
+			assert.Equal(t, ev.ID, m.Header.Get(jetstream.MsgIDHeader))
+		}
+	})
 }
 
 // TestRelay_BurstOnOneSession: back-to-back changes of one session replace
 // each other's revision in the bucket before the relay reads them; the
 // change log on each revision still gets every change announced, in order.
 func TestRelay_BurstOnOneSession(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
-	ch := collect(t, e.js)
-	ctx := context.Background()
-	s, err := e.m.CreateSession(ctx, "zoe", "tok")
-	require.NoError(t, err)
-	// Wait until the relay reads live: a relay that starts reading after
-	// the whole burst finds only the last write and its change log, which
-	// holds the 8 changes before it (see TestRelay_DownDuringBurst).
-	created := next(t, ch, natstest.Patience)
-	for i := range 10 {
-		require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "n", string(rune('a'+i))))
-	}
-	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
-	requireOrderedOnce(t, append([]events.Event{created}, nextN(t, ch, 11, natstest.Patience)...))
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		startRelay(t, e)
+		ch := collect(t, e.js)
+		ctx := context.Background()
+		s, err := e.m.CreateSession(ctx, "zoe", "tok")
+		require.NoError(t, err)
+		// Wait until the relay reads live: a relay that starts reading after
+		// the whole burst finds only the last write and its change log, which
+		// holds the 8 changes before it (see TestRelay_DownDuringBurst).
+		created := next(t, ch, natstest.Patience)
+		for i := range 10 {
+			require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "n", string(rune('a'+i))))
+		}
+		require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
+		requireOrderedOnce(t, append([]events.Event{created}, nextN(t, ch, 11, natstest.Patience)...))
+	})
 }
 
 // TestRelay_RefusedCreateIsSilent: a create the store refused (token in
 // use) wrote no session record, so nothing announces it.
 func TestRelay_RefusedCreateIsSilent(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
-	ch := collect(t, e.js)
-	ctx := context.Background()
-	s, err := e.m.CreateSession(ctx, "alice", "tok")
-	require.NoError(t, err)
-	_, err = e.m.CreateSession(ctx, "bob", "tok")
-	require.ErrorIs(t, err, bus.ErrTokenInUse)
-	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		startRelay(t, e)
+		ch := collect(t, e.js)
+		ctx := context.Background()
+		s, err := e.m.CreateSession(ctx, "alice", "tok")
+		require.NoError(t, err)
+		_, err = e.m.CreateSession(ctx, "bob", "tok")
+		require.ErrorIs(t, err, bus.ErrTokenInUse)
+		require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
 
-	got := nextN(t, ch, 2, natstest.Patience)
-	assert.Equal(t, events.SessionCreated, got[0].Type)
-	assert.Equal(t, events.SessionDeleted, got[1].Type)
-	for _, ev := range got {
-		assert.Equal(t, s.SessionID, ev.SessionID, "only alice's session is announced")
-	}
+		got := nextN(t, ch, 2, natstest.Patience)
+		assert.Equal(t, events.SessionCreated, got[0].Type)
+		assert.Equal(t, events.SessionDeleted, got[1].Type)
+		for _, ev := range got {
+			assert.Equal(t, s.SessionID, ev.SessionID, "only alice's session is announced")
+		}
+	})
 }
 
 // TestRelay_DownDuringBurst: while no relay runs, a session is created,
@@ -131,72 +131,79 @@ func TestRelay_RefusedCreateIsSilent(t *testing.T) {
 // purge, whose log holds the eight before it). A relay that starts later
 // announces all nine, once each, in order.
 func TestRelay_DownDuringBurst(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	ctx := context.Background()
-	r1 := startRelay(t, e.js) // creates the events stream, so a later start resumes from it
-	require.NoError(t, r1.Close())
-	ch := collect(t, e.js)
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		r1 := startRelay(t, e) // creates the events stream, so a later start resumes from it
+		require.NoError(t, r1.Close())
+		ch := collect(t, e.js)
 
-	s, err := e.m.CreateSession(ctx, "yuri", "tok")
-	require.NoError(t, err)
-	for i := range 7 {
-		require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("k%d", i), "v"))
-	}
-	require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
+		s, err := e.m.CreateSession(ctx, "yuri", "tok")
+		require.NoError(t, err)
+		for i := range 7 {
+			require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, fmt.Sprintf("k%d", i), "v"))
+		}
+		require.NoError(t, e.m.DeleteSession(ctx, s.SessionID))
 
-	startRelay(t, e.js)
-	got := nextN(t, ch, 9, natstest.Patience)
-	requireOrderedOnce(t, got)
-	assert.Equal(t, events.SessionCreated, got[0].Type)
-	for i, ev := range got[1:8] {
-		assert.Equal(t, events.SessionUpdated, ev.Type)
-		assert.Equal(t, []string{fmt.Sprintf("k%d", i)}, ev.Keys)
-	}
-	assert.Equal(t, events.SessionDeleted, got[8].Type)
-	assert.Equal(t, bus.ReasonLogout, got[8].Reason)
-	quiet(t, ch, 200*time.Millisecond)
+		startRelay(t, e)
+		got := nextN(t, ch, 9, natstest.Patience)
+		requireOrderedOnce(t, got)
+		assert.Equal(t, events.SessionCreated, got[0].Type)
+		for i, ev := range got[1:8] {
+			assert.Equal(t, events.SessionUpdated, ev.Type)
+			assert.Equal(t, []string{fmt.Sprintf("k%d", i)}, ev.Keys)
+		}
+		assert.Equal(t, events.SessionDeleted, got[8].Type)
+		assert.Equal(t, bus.ReasonLogout, got[8].Reason)
+		quiet(t, ch, 200*time.Millisecond)
+	})
 }
 
 func TestRelay_Expired(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for expiry")
 	}
-	t.Parallel()
-	e := newEnvMarkerTTL(t, time.Second, time.Second)
-	startRelay(t, e.js)
-	ch := collect(t, e.js, events.WithTypes(events.SessionExpired, events.SessionDeleted))
-	ctx := context.Background()
+	for name, newEnv := range map[string]func(testing.TB) *env{
+		"kvstore": func(tb testing.TB) *env { return newEnvMarkerTTL(tb, time.Second, time.Second) },
+		"memory":  func(tb testing.TB) *env { return newMemoryEnv(tb, time.Second) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			startRelay(t, e)
+			ch := collect(t, e.js, events.WithTypes(events.SessionExpired, events.SessionDeleted))
+			ctx := context.Background()
 
-	live := map[string]*bus.Session{}
-	for i := range 3 {
-		s, err := e.m.CreateSession(ctx, "carol", "tok-"+string(rune('a'+i)))
-		require.NoError(t, err)
-		live[s.SessionID] = s
-	}
-	gone, err := e.m.CreateSession(ctx, "carol", "tok-gone")
-	require.NoError(t, err)
-	require.NoError(t, e.m.DeleteSession(ctx, gone.SessionID))
-	del := next(t, ch, natstest.Patience)
-	require.Equal(t, events.SessionDeleted, del.Type)
+			live := map[string]*bus.Session{}
+			for i := range 3 {
+				s, err := e.m.CreateSession(ctx, "carol", "tok-"+string(rune('a'+i)))
+				require.NoError(t, err)
+				live[s.SessionID] = s
+			}
+			gone, err := e.m.CreateSession(ctx, "carol", "tok-gone")
+			require.NoError(t, err)
+			require.NoError(t, e.m.DeleteSession(ctx, gone.SessionID))
+			del := next(t, ch, natstest.Patience)
+			require.Equal(t, events.SessionDeleted, del.Type)
 
-	for len(live) > 0 {
-		ev := next(t, ch, natstest.Patience)
-		require.Equal(t, events.SessionExpired, ev.Type)
-		s, ok := live[ev.SessionID]
-		require.True(t, ok, "expired event for %s", ev.SessionID)
-		delete(live, ev.SessionID)
-		assert.Equal(t, "carol", ev.LoginID)
-		// TTLs are whole seconds rounded up: the key ends within 1 s after
-		// ExpiresAt, and the event follows (on a quiet machine within
-		// 300 ms; a figure, not an assertion: a loaded machine is slower).
-		late := time.Since(s.ExpiresAt)
-		assert.Positive(t, late, "an expired event never comes before ExpiresAt")
-		t.Logf("expired event %v after ExpiresAt", late.Round(time.Millisecond))
+			for len(live) > 0 {
+				ev := next(t, ch, natstest.Patience)
+				require.Equal(t, events.SessionExpired, ev.Type)
+				s, ok := live[ev.SessionID]
+				require.True(t, ok, "expired event for %s", ev.SessionID)
+				delete(live, ev.SessionID)
+				assert.Equal(t, "carol", ev.LoginID)
+				// TTLs are whole seconds rounded up: the key ends within 1 s after
+				// ExpiresAt, and the event follows (on a quiet machine within
+				// 300 ms; a figure, not an assertion: a loaded machine is slower).
+				late := time.Since(s.ExpiresAt)
+				assert.Positive(t, late, "an expired event never comes before ExpiresAt")
+				t.Logf("expired event %v after ExpiresAt", late.Round(time.Millisecond))
+			}
+			// The deleted session's purge markers expire too (1 s marker TTL):
+			// that must not announce anything, nor must anything be announced twice.
+			quiet(t, ch, 2500*time.Millisecond)
+		})
 	}
-	// The deleted session's purge markers expire too (1 s marker TTL):
-	// that must not announce anything, nor must anything be announced twice.
-	quiet(t, ch, 2500*time.Millisecond)
 }
 
 func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
@@ -206,7 +213,7 @@ func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 2*time.Second)
 	ctx := context.Background()
-	r1, err := events.NewRelay(e.js, testRelayConfig())
+	r1, err := events.NewRelay(e.feed, e.js, testRelayConfig())
 	require.NoError(t, err)
 	require.NoError(t, r1.Start(ctx))
 	ch := collect(t, e.js)
@@ -232,7 +239,7 @@ func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
 	require.NoError(t, err)
 	quiet(t, ch, 100*time.Millisecond)
 
-	startRelay(t, e.js)
+	startRelay(t, e)
 	after := nextN(t, ch, 3, natstest.Patience)
 	got := map[string]events.Type{}
 	for _, ev := range after {
@@ -248,54 +255,54 @@ func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
 }
 
 func TestRelay_TwoRelaysOnceInOrder(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	ctx := context.Background()
-	r1 := startRelay(t, e.js)
-	require.Eventually(t, r1.Active, natstest.Patience, 10*time.Millisecond)
-	r2 := startRelay(t, e.js)
-	ch := collect(t, e.js)
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		r1 := startRelay(t, e)
+		require.Eventually(t, r1.Active, natstest.Patience, 10*time.Millisecond)
+		r2 := startRelay(t, e)
+		ch := collect(t, e.js)
 
-	var ids []string
-	for i := range 5 {
-		s, err := e.m.CreateSession(ctx, "erin", "tok-"+string(rune('a'+i)))
-		require.NoError(t, err)
-		ids = append(ids, s.SessionID)
-	}
-	ops := func(round int) {
-		for _, id := range ids {
-			require.NoError(t, e.m.SetAttribute(ctx, id, "k", string(rune('a'+round))))
+		var ids []string
+		for i := range 5 {
+			s, err := e.m.CreateSession(ctx, "erin", "tok-"+string(rune('a'+i)))
+			require.NoError(t, err)
+			ids = append(ids, s.SessionID)
 		}
-	}
-	ops(0)
-	assert.True(t, r1.Active() != r2.Active(), "exactly one relay is active")
-	first := nextN(t, ch, 10, natstest.Patience)
-
-	// Fail over: the active relay goes, the standby resumes where it
-	// stopped. (Changes made during the hand-over are announced too, but
-	// consecutive changes of one key may coalesce then; see doc.go.)
-	require.NoError(t, r1.Close())
-	require.Eventually(t, r2.Active, natstest.Patience, 10*time.Millisecond)
-	ops(1)
-	ops(2)
-	for _, id := range ids {
-		require.NoError(t, e.m.DeleteSession(ctx, id))
-	}
-	rest := nextN(t, ch, 15, natstest.Patience)
-	assert.True(t, r2.Active())
-	all := append(first, rest...)
-	requireOrderedOnce(t, all)
-	for _, id := range ids {
-		var types []events.Type
-		for _, ev := range all {
-			if ev.SessionID == id {
-				types = append(types, ev.Type)
+		ops := func(round int) {
+			for _, id := range ids {
+				require.NoError(t, e.m.SetAttribute(ctx, id, "k", string(rune('a'+round))))
 			}
 		}
-		assert.Equal(t, []events.Type{events.SessionCreated, events.SessionUpdated, events.SessionUpdated,
-			events.SessionUpdated, events.SessionDeleted}, types)
-	}
-	quiet(t, ch, 300*time.Millisecond)
+		ops(0)
+		assert.True(t, r1.Active() != r2.Active(), "exactly one relay is active")
+		first := nextN(t, ch, 10, natstest.Patience)
+
+		// Fail over: the active relay goes, the standby resumes where it
+		// stopped. (Changes made during the hand-over are announced too, but
+		// consecutive changes of one key may coalesce then; see doc.go.)
+		require.NoError(t, r1.Close())
+		require.Eventually(t, r2.Active, natstest.Patience, 10*time.Millisecond)
+		ops(1)
+		ops(2)
+		for _, id := range ids {
+			require.NoError(t, e.m.DeleteSession(ctx, id))
+		}
+		rest := nextN(t, ch, 15, natstest.Patience)
+		assert.True(t, r2.Active())
+		all := append(first, rest...)
+		requireOrderedOnce(t, all)
+		for _, id := range ids {
+			var types []events.Type
+			for _, ev := range all {
+				if ev.SessionID == id {
+					types = append(types, ev.Type)
+				}
+			}
+			assert.Equal(t, []events.Type{events.SessionCreated, events.SessionUpdated, events.SessionUpdated,
+				events.SessionUpdated, events.SessionDeleted}, types)
+		}
+		quiet(t, ch, 300*time.Millisecond)
+	})
 }
 
 func TestRelay_OverlappingRelaysPublishOnce(t *testing.T) {
@@ -307,7 +314,7 @@ func TestRelay_OverlappingRelaysPublishOnce(t *testing.T) {
 	cfg1, cfg2 := testRelayConfig(), testRelayConfig()
 	cfg1.LeaseBucket, cfg2.LeaseBucket = "lease-1", "lease-2"
 	for _, cfg := range []events.RelayConfig{cfg1, cfg2} {
-		r, err := events.NewRelay(e.js, cfg)
+		r, err := events.NewRelay(e.feed, e.js, cfg)
 		require.NoError(t, err)
 		require.NoError(t, r.Start(ctx))
 		t.Cleanup(func() { _ = r.Close() })
@@ -326,39 +333,39 @@ func TestRelay_OverlappingRelaysPublishOnce(t *testing.T) {
 }
 
 func TestRelay_DeleteAllSessions(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
-	ctx := context.Background()
-	got := make(chan events.Event, 100)
-	l, err := events.Listen(ctx, e.js, "logout-all", func(_ context.Context, ev events.Event) error {
-		got <- ev
-		return nil
-	}, events.WithTypes(events.SessionDeleted))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-
-	var ids []string
-	for i := range 10 {
-		s, err := e.m.CreateSession(ctx, "grace", "tok-"+string(rune('a'+i)))
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		startRelay(t, e)
+		ctx := context.Background()
+		got := make(chan events.Event, 100)
+		l, err := events.Listen(ctx, e.js, "logout-all", func(_ context.Context, ev events.Event) error {
+			got <- ev
+			return nil
+		}, events.WithTypes(events.SessionDeleted))
 		require.NoError(t, err)
-		ids = append(ids, s.SessionID)
-	}
-	n, err := e.m.DeleteAllSessions(ctx, "grace")
-	require.NoError(t, err)
-	require.Equal(t, 10, n)
-	evs := nextN(t, got, 10, natstest.Patience)
-	var gotIDs []string
-	for _, ev := range evs {
-		assert.Equal(t, events.SessionDeleted, ev.Type)
-		assert.Equal(t, bus.ReasonLogoutAll, ev.Reason)
-		assert.Equal(t, "grace", ev.LoginID)
-		gotIDs = append(gotIDs, ev.SessionID)
-	}
-	slices.Sort(ids)
-	slices.Sort(gotIDs)
-	assert.Equal(t, ids, gotIDs)
-	quiet(t, got, 300*time.Millisecond)
+		t.Cleanup(func() { _ = l.Close() })
+
+		var ids []string
+		for i := range 10 {
+			s, err := e.m.CreateSession(ctx, "grace", "tok-"+string(rune('a'+i)))
+			require.NoError(t, err)
+			ids = append(ids, s.SessionID)
+		}
+		n, err := e.m.DeleteAllSessions(ctx, "grace")
+		require.NoError(t, err)
+		require.Equal(t, 10, n)
+		evs := nextN(t, got, 10, natstest.Patience)
+		var gotIDs []string
+		for _, ev := range evs {
+			assert.Equal(t, events.SessionDeleted, ev.Type)
+			assert.Equal(t, bus.ReasonLogoutAll, ev.Reason)
+			assert.Equal(t, "grace", ev.LoginID)
+			gotIDs = append(gotIDs, ev.SessionID)
+		}
+		slices.Sort(ids)
+		slices.Sort(gotIDs)
+		assert.Equal(t, ids, gotIDs)
+		quiet(t, got, 300*time.Millisecond)
+	})
 }
 
 // TestRelay_CoreSubscribersSeeEventsLive: a plain NATS subscriber on
@@ -366,7 +373,7 @@ func TestRelay_DeleteAllSessions(t *testing.T) {
 func TestRelay_CoreSubscribersSeeEventsLive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Minute)
-	startRelay(t, e.js)
+	startRelay(t, e)
 	sub, err := e.js.Conn().SubscribeSync(events.SubjectAll)
 	require.NoError(t, err)
 	require.NoError(t, e.js.Conn().Flush())

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/session-bus/session-bus/internal/jsutil"
 )
 
 // StreamConfig says how the events stream is created when missing. An
@@ -69,13 +71,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another instance won the race
-			s, err = js.Stream(ctx, cfg.Name)
-		}
-	}
+	s, err := jsutil.OpenOrCreateStream(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("events: open stream %q: %w", cfg.Name, err)
 	}

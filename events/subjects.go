@@ -1,25 +1,8 @@
 package events
 
-// Headers the session store writes on every change message, so that a relay
-// reading the store's change stream can announce each change exactly once
-// with the acting service and the reason.
-const (
-	// HeaderOp names the change: created, refreshed, updated, deleted.
-	HeaderOp = "Session-Bus-Op"
-	// HeaderService is the acting service, as the NATS server asserted it.
-	HeaderService = "Session-Bus-Service"
-	// HeaderReason is why a session was deleted: logout, logout_all, evicted, revoked.
-	HeaderReason = "Session-Bus-Reason"
-	// HeaderKeys is the JSON array of attribute keys an update changed.
-	HeaderKeys = "Session-Bus-Keys"
-	// HeaderLogin is the base64url (no padding) login id, on deletes, whose
-	// message carries no session body.
-	HeaderLogin = "Session-Bus-Login"
-)
-
-// HeaderSourceSeq is set by the [Relay] on every event it publishes: the
-// sequence of the store change the event was derived from. A relay taking
-// over resumes after the last one stored.
+// HeaderSourceSeq was set by relays before the change feed on every event:
+// the store change it came from. A relay that finds no delivery recorded in
+// the store resumes after the last event's (see Relay).
 const HeaderSourceSeq = "Session-Bus-Source-Seq"
 
 // Subject spaces. Change events live under session.>, access audit records
@@ -49,26 +32,9 @@ func TypeFilter(t Type) string { return string(t) + ".>" }
 // session: sessionaudit.accessed.<session id>.
 func AccessedSubject(sessionID string) string { return auditAccessedPrefix + sessionID }
 
-// KVSubjectFilters returns the subjects of a sessions bucket's change
-// stream that events derive from: session records and login index entries
-// (whose expiry markers announce expiry).
-func KVSubjectFilters(bucket string) []string {
-	pre := kvPrefix(bucket)
-	return []string{pre + kvSessionPrefix + ">", pre + kvLoginPrefix + ">"}
-}
-
-// Key layout of the sessions bucket, as package kvstore writes it.
-const (
-	kvSessionPrefix = "s."
-	kvLoginPrefix   = "l."
-	// headerMarkerReason is the server's header on a marker it writes when
-	// a key's TTL ends ("MaxAge"); headerKVOperation marks deletes and purges.
-	headerMarkerReason = "Nats-Marker-Reason"
-	headerKVOperation  = "KV-Operation"
-	markerReasonMaxAge = "MaxAge"
-)
-
-func kvPrefix(bucket string) string { return "$KV." + bucket + "." }
+// SessionFilter returns the subject filter matching every event about one
+// session: session.*.<session id>.
+func SessionFilter(sessionID string) string { return "session.*." + sessionID }
 
 // validToken reports whether s can be one subject token: not empty, no
 // dots, wildcards or whitespace, and short.

@@ -21,6 +21,7 @@ import (
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // clusterURLs lists every server's client URL, so a connection fails over.
@@ -80,12 +81,12 @@ func TestCluster_NodeLossKeepsServing(t *testing.T) {
 	require.NoError(t, err)
 	m, err := bus.New(st, "bus", time.Hour, bus.WithLogger(quiet))
 	require.NoError(t, err)
-	svc, err := bus.NewService(busConn, m, bus.WithServiceLogger(quiet))
+	svc, err := natsapi.New(busConn, m, natsapi.WithLogger(quiet))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Close() })
 	rcfg := events.DefaultRelayConfig()
 	rcfg.Stream.Replicas, rcfg.Logger = 3, quiet
-	relay, err := events.NewRelay(js, rcfg)
+	relay, err := events.NewRelay(st, js, rcfg)
 	require.NoError(t, err)
 	require.NoError(t, relay.Start(ctx))
 	t.Cleanup(func() { _ = relay.Close() })

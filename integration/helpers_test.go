@@ -14,6 +14,7 @@ import (
 	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -28,7 +29,7 @@ type busEnv struct {
 
 // newBusEnv starts a server, a kvstore, n bus instances (each with its own
 // Manager and connection) with sessions idle for idle, and a client.
-func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...bus.ServiceOption) *busEnv {
+func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...natsapi.Option) *busEnv {
 	tb.Helper()
 	srv := natstest.RunServer(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -44,7 +45,7 @@ func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...bus.ServiceOpti
 		}
 		m, err := bus.New(ist, fmt.Sprintf("bus-%d", i), idle, bus.WithLogger(quiet))
 		require.NoError(tb, err)
-		svc, err := bus.NewService(natstest.Connect(tb, srv), m, append([]bus.ServiceOption{bus.WithServiceLogger(quiet)}, opts...)...)
+		svc, err := natsapi.New(natstest.Connect(tb, srv), m, append([]natsapi.Option{natsapi.WithLogger(quiet)}, opts...)...)
 		require.NoError(tb, err)
 		tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	}

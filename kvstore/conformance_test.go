@@ -18,6 +18,7 @@ func newStore(tb testing.TB) *kvstore.Store {
 	js := natstest.JetStream(tb, natstest.RunServer(tb))
 	st, err := kvstore.New(context.Background(), js, kvstore.DefaultConfig())
 	require.NoError(tb, err)
+	tb.Cleanup(st.Close)
 	return st
 }
 

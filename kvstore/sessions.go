@@ -8,11 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/session-bus/session-bus/bus"
-	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/retry"
 )
 
@@ -44,25 +42,6 @@ func decodeSession(data []byte, rev uint64) (*bus.Session, error) {
 	return &s, nil
 }
 
-// changeHeader names the change c makes to s, and carries s's change log
-// on (see events.HeaderLog).
-func changeHeader(c bus.Change, s *bus.Session) nats.Header {
-	h := nats.Header{}
-	if log := events.NextLog(s.ChangeLog, time.Now()); log != "" {
-		h.Set(events.HeaderLog, log)
-	}
-	h.Set(events.HeaderOp, string(c.Op))
-	h.Set(events.HeaderService, c.Service)
-	if c.Reason != "" {
-		h.Set(events.HeaderReason, c.Reason)
-	}
-	if len(c.Keys) > 0 {
-		keys, _ := json.Marshal(c.Keys) // []string always marshals
-		h.Set(events.HeaderKeys, string(keys))
-	}
-	return h
-}
-
 func rev(n uint64) *uint64 { return &n }
 
 // CreateSession implements bus.Store. The login and token index entries
@@ -74,11 +53,14 @@ func rev(n uint64) *uint64 { return &n }
 // within half the orphan grace of the index writes, so an index entry older
 // than the grace whose record is missing is a crash's leftover for sure.
 func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
+	started := time.Now()
+	if _, err := st.admit(started); err != nil {
+		return 0, fmt.Errorf("kvstore: create session: %w", err)
+	}
 	data, err := encodeSession(s)
 	if err != nil {
 		return 0, err
 	}
-	started := time.Now()
 	ttl := ttlUntil(s.ExpiresAt, started)
 	index := []write{
 		{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
@@ -105,7 +87,7 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		st.withdraw(ctx, index, revs, errs)
 		return 0, fmt.Errorf("kvstore: create session: %w: index writes took over %v", bus.ErrUnavailable, st.orphanGrace/2)
 	}
-	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl,
+	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, ""), ttl: ttl,
 		expect: rev(c.Claim), expectKey: fenceKey(s.LoginID)}
 	for attempt := 0; ; attempt++ {
 		r, err := st.publish(ctx, record)
@@ -180,7 +162,8 @@ func (st *Store) withdraw(ctx context.Context, ws []write, revs []uint64, errs [
 }
 
 // GetSession implements bus.Store. It reads the record with its headers
-// (see lastMsg) to stash the change log for the next write.
+// (see lastMsg) and keeps its change log for the next write (see
+// recordCache).
 func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error) {
 	msg, err := st.lastMsg(ctx, sessionKey(id))
 	if err != nil {
@@ -197,10 +180,42 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 		if s, err = decodeSession(msg.Data, msg.Sequence); err != nil {
 			return nil, err
 		}
-		st.records.put(s)
+		st.records.put(s, readLog(msg.Header, msg.Sequence, msg.Time))
 	}
-	s.ChangeLog = events.StashLog(msg.Header, msg.Sequence, msg.Time)
 	return s, nil
+}
+
+// changeLogOf returns the change log of revision rev of a session, which
+// the write replacing it extends: cached by the read that preceded the
+// write, or read now. A session at another revision is bus.ErrConflict.
+func (st *Store) changeLogOf(ctx context.Context, id string, rev uint64) (changeLog, error) {
+	if l, ok := st.records.changeLog(id, rev); ok {
+		return l, nil
+	}
+	msg, err := st.liveMsg(ctx, sessionKey(id))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return changeLog{}, bus.ErrSessionNotFound
+	case err != nil:
+		return changeLog{}, err
+	case msg.Sequence != rev:
+		return changeLog{}, bus.ErrConflict
+	}
+	return readLog(msg.Header, msg.Sequence, msg.Time), nil
+}
+
+// nextLog is the change log for a write replacing revision rev of a session,
+// or why the write must not happen (bus.ErrEventsBehind, a conflict).
+func (st *Store) nextLog(ctx context.Context, id string, rev uint64, now time.Time) (string, error) {
+	d, err := st.admit(now)
+	if err != nil {
+		return "", err
+	}
+	l, err := st.changeLogOf(ctx, id, rev)
+	if err != nil {
+		return "", err
+	}
+	return l.next(d)
 }
 
 // SessionIDByToken implements bus.Store.
@@ -225,12 +240,16 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	if !s.ExpiresAt.After(now) {
 		return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
 	}
+	log, err := st.nextLog(ctx, s.SessionID, s.Revision, now)
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: update session: %w", err)
+	}
 	data, err := encodeSession(s)
 	if err != nil {
 		return 0, err
 	}
 	ttl := ttlUntil(s.ExpiresAt, now)
-	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, s), ttl: ttl, expect: rev(s.Revision)})
+	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, log), ttl: ttl, expect: rev(s.Revision)})
 	if errors.Is(err, bus.ErrConflict) {
 		// Gone (deleted or expired) is not a conflict: the caller must not retry.
 		if _, gerr := st.liveMsg(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrMsgNotFound) {
@@ -262,17 +281,22 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 // delete message (one event); index entries are purged after. Purges carry
 // a marker TTL so nothing is left behind forever.
 func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
-	st.records.drop(s.SessionID)
 	cur := s.Revision
 	for {
-		h := changeHeader(c, s)
-		h.Set(events.HeaderLogin, encodeLogin(s.LoginID))
-		_, err := st.publish(ctx, write{key: sessionKey(s.SessionID), header: h, purge: true, ttl: st.markerTTL, expect: rev(cur)})
+		log, err := st.nextLog(ctx, s.SessionID, cur, time.Now())
+		if errors.Is(err, bus.ErrSessionNotFound) {
+			break // someone else deleted it, or it expired
+		}
 		if err == nil {
-			break
+			h := changeHeader(c, log)
+			h.Set(headerLogin, encodeLogin(s.LoginID))
+			_, err = st.publish(ctx, write{key: sessionKey(s.SessionID), header: h, purge: true, ttl: st.markerTTL, expect: rev(cur)})
+			if err == nil {
+				break
+			}
 		}
 		if !errors.Is(err, bus.ErrConflict) {
-			return err
+			return fmt.Errorf("kvstore: delete session: %w", err)
 		}
 		fresh, gerr := st.GetSession(ctx, s.SessionID)
 		if errors.Is(gerr, bus.ErrSessionNotFound) {
@@ -283,6 +307,7 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		s, cur = fresh, fresh.Revision
 	}
+	st.records.drop(s.SessionID)
 	if _, err := st.publish(ctx, write{key: loginKey(s.LoginID, s.SessionID), purge: true, ttl: st.markerTTL}); err != nil {
 		return err
 	}
@@ -324,31 +349,38 @@ func (st *Store) SessionIDsByLogin(ctx context.Context, loginID string) ([]strin
 // login's fence key, written under compare-and-set so that it keeps the
 // fence time a DeleteAllSessions put there.
 func (st *Store) ClaimLogin(ctx context.Context, loginID string, createTime time.Time, ttl time.Duration) (uint64, error) {
-	for attempt := 0; ; attempt++ {
+	var claim uint64
+	err := retry.CompareAndSet(ctx, errClaimRaced, maxClaimAttempts, func() error {
 		seq, fence, err := st.fence(ctx, loginID)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if !fence.IsZero() && !createTime.After(fence) {
-			return 0, fmt.Errorf("kvstore: claim login: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
+			return fmt.Errorf("%w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
 		}
 		var data []byte
 		if !fence.IsZero() {
 			data = []byte(fence.UTC().Format(time.RFC3339Nano))
 		}
 		now := time.Now()
-		claim, err := st.publish(ctx, write{key: fenceKey(loginID), data: data, ttl: ttlUntil(now.Add(ttl), now), expect: rev(seq)})
-		if err == nil {
-			return claim, nil
+		claim, err = st.publish(ctx, write{key: fenceKey(loginID), data: data, ttl: ttlUntil(now.Add(ttl), now), expect: rev(seq)})
+		if errors.Is(err, bus.ErrConflict) {
+			return fmt.Errorf("%w: %w", errClaimRaced, err)
 		}
-		if !errors.Is(err, bus.ErrConflict) || attempt+1 >= maxClaimAttempts {
-			return 0, fmt.Errorf("kvstore: claim login: %w", err)
-		}
-		if err := retry.Backoff(ctx, attempt); err != nil {
-			return 0, fmt.Errorf("kvstore: claim login: %w: %w", bus.ErrUnavailable, err)
-		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return claim, nil
+	case ctx.Err() != nil && !errors.Is(err, bus.ErrConflict):
+		return 0, fmt.Errorf("kvstore: claim login: %w: %w", bus.ErrUnavailable, err)
 	}
+	return 0, fmt.Errorf("kvstore: claim login: %w", err)
 }
+
+// errClaimRaced: another claim or fence of the login came between reading
+// its fence key and writing the claim; ClaimLogin tries again.
+var errClaimRaced = errors.New("kvstore: claim raced")
 
 // maxClaimAttempts bounds ClaimLogin's compare-and-set retries.
 const maxClaimAttempts = 100

@@ -2,13 +2,14 @@ package kvstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/internal/jsutil"
 )
 
 // Config says which buckets the store uses and how they are created when
@@ -32,6 +33,12 @@ type Config struct {
 	// Clocks of bus processes and NATS servers must agree within half of
 	// it. Default 10 s.
 	OrphanGrace time.Duration
+	// MaxEventLag is how far behind the change feed's reader (the event
+	// relay) may fall before writes are refused with bus.ErrEventsBehind:
+	// shorter than the shortest idle timeout and than MarkerTTL, since a
+	// session that ends, and a delete marker that expires, while its
+	// change is not delivered takes the change with it. Default 30 s.
+	MaxEventLag time.Duration
 }
 
 // DefaultConfig returns the defaults stated on each [Config] field.
@@ -43,6 +50,7 @@ func DefaultConfig() Config {
 		Storage:        jetstream.FileStorage,
 		MarkerTTL:      time.Hour,
 		OrphanGrace:    10 * time.Second,
+		MaxEventLag:    30 * time.Second,
 	}
 }
 
@@ -56,6 +64,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: marker TTL must be at least 1s", ErrInvalidConfig)
 	case c.OrphanGrace < 100*time.Millisecond:
 		return fmt.Errorf("%w: orphan grace must be at least 100ms", ErrInvalidConfig)
+	case c.MaxEventLag < time.Second:
+		return fmt.Errorf("%w: max event lag must be at least 1s", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -75,9 +85,17 @@ type Store struct {
 	leaderReads    bool
 	servicesBucket string
 	records        recordCache
+	// delivered follows how far the change feed's reader has delivered;
+	// maxEventLag: see Config.MaxEventLag.
+	delivered   *deliveryWatch
+	maxEventLag time.Duration
+	closeOnce   sync.Once
 }
 
-var _ bus.Store = (*Store)(nil)
+var (
+	_ bus.Store      = (*Store)(nil)
+	_ bus.ChangeFeed = (*Store)(nil)
+)
 
 // New opens the store's buckets, creating them when missing. An existing
 // sessions bucket that cannot honour per-key TTLs is refused with
@@ -114,7 +132,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	if err != nil {
 		return nil, err
 	}
+	delivered, err := watchDelivery(ctx, sessions)
+	if err != nil {
+		return nil, err
+	}
 	return &Store{
+		delivered:      delivered,
+		maxEventLag:    cfg.MaxEventLag,
 		js:             js,
 		sessions:       sessions,
 		stream:         stream,
@@ -129,13 +153,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) { // another bus instance won the race
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
-		}
-	}
+	kv, err := jsutil.OpenOrCreateKeyValue(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: open bucket %q: %w", cfg.Bucket, err)
 	}
@@ -152,6 +170,12 @@ func checkTTLSupport(ctx context.Context, js jetstream.JetStream, bucket string)
 		return nil, fmt.Errorf("%w: bucket %q: recreate it with LimitMarkerTTL, or name another bucket", ErrBucketNoTTL, bucket)
 	}
 	return st, nil
+}
+
+// Close stops the store's watch of the feed reader's delivery. The store
+// must not be used after. Safe to call twice.
+func (st *Store) Close() {
+	st.closeOnce.Do(st.delivered.stop)
 }
 
 // StreamName returns the JetStream stream behind a KV bucket: the change

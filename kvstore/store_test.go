@@ -14,7 +14,6 @@ import (
 
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/bus/storetest"
-	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
 )
@@ -104,39 +103,123 @@ func TestConfig_Invalid(t *testing.T) {
 	}
 }
 
-// TestStore_ChangeHeaders: every write names its change and acting service
-// on the KV message, so events can be derived from the bucket's stream.
-func TestStore_ChangeHeaders(t *testing.T) {
+// TestStore_FeedRecordsEveryChange: the store's change feed yields each
+// change once, with its acting service, reason and keys, and nothing that
+// is secret (the record's token, fingerprint or attribute values).
+func TestStore_FeedRecordsEveryChange(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	m, err := bus.New(st, "svc", time.Minute)
 	require.NoError(t, err)
 	ctx := bus.ContextWithService(context.Background(), "order-api")
-	s, err := m.CreateSession(ctx, "u", "t")
+	head, err := st.Head(ctx)
 	require.NoError(t, err)
-	js := st.JetStream()
-	ks, err := js.Stream(context.Background(), kvstore.StreamName("sessions"))
+	cur, err := st.Follow(ctx, head)
 	require.NoError(t, err)
-	last := func() *jetstream.RawStreamMsg {
-		msg, err := ks.GetLastMsgForSubject(context.Background(), "$KV.sessions.s."+s.SessionID)
-		require.NoError(t, err)
-		return msg
-	}
-	msg := last()
-	assert.Equal(t, "created", msg.Header.Get(events.HeaderOp))
-	assert.Equal(t, "order-api", msg.Header.Get(events.HeaderService))
-	assert.NotContains(t, string(msg.Data), `"t"`, "no token in the record")
+	t.Cleanup(cur.Stop)
 
-	require.NoError(t, m.SetAttribute(ctx, s.SessionID, "role", "admin"))
-	msg = last()
-	assert.Equal(t, "updated", msg.Header.Get(events.HeaderOp))
-	assert.Equal(t, `["role"]`, msg.Header.Get(events.HeaderKeys))
-
+	s, err := m.CreateSession(ctx, "u", "tok-SECRET")
+	require.NoError(t, err)
+	require.NoError(t, m.SetAttribute(ctx, s.SessionID, "role", "VALUE-admin"))
 	require.NoError(t, m.DeleteSession(ctx, s.SessionID))
-	msg = last()
-	assert.Equal(t, "deleted", msg.Header.Get(events.HeaderOp))
-	assert.Equal(t, "logout", msg.Header.Get(events.HeaderReason))
-	assert.NotEmpty(t, msg.Header.Get(events.HeaderLogin))
+
+	var got []bus.ChangeRecord
+	for len(got) < 3 {
+		b, err := cur.Next(ctx)
+		require.NoError(t, err)
+		got = append(got, b.Changes...)
+	}
+	require.Len(t, got, 3)
+	for i, want := range []struct {
+		op     bus.ChangeOp
+		keys   []string
+		reason string
+	}{{bus.OpCreated, nil, ""}, {bus.OpUpdated, []string{"role"}, ""}, {bus.OpDeleted, nil, bus.ReasonLogout}} {
+		r := got[i]
+		assert.Equal(t, want.op, r.Op)
+		assert.Equal(t, want.keys, r.Keys)
+		assert.Equal(t, want.reason, r.Reason)
+		assert.Equal(t, s.SessionID, r.SessionID)
+		assert.Equal(t, "u", r.LoginID)
+		assert.Equal(t, "order-api", r.ServiceID)
+		assert.False(t, r.Repeat)
+		assert.NotContains(t, fmt.Sprintf("%+v", r), "SECRET")
+		assert.NotContains(t, fmt.Sprintf("%+v", r), "VALUE")
+	}
+	assert.Less(t, got[0].Seq, got[1].Seq)
+	assert.Less(t, got[1].Seq, got[2].Seq)
+}
+
+// TestStore_RefusesWritesBeforeLosingAChange: while the feed's reader is
+// known and does not deliver, a session takes at most maxLogEntries (64)
+// changes more; the next write is refused with ErrEventsBehind and writes
+// nothing. Once the reader delivers, writes go through again.
+func TestStore_RefusesWritesBeforeLosingAChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := reopenDelivered(t, kvstore.DefaultConfig(), time.Now())
+	m, err := bus.New(st, "svc", time.Minute)
+	require.NoError(t, err)
+
+	s, err := m.CreateSession(ctx, "u", "tok")
+	require.NoError(t, err)
+	var refused error
+	n := 0
+	for ; n < 100 && refused == nil; n++ {
+		refused = m.SetAttribute(ctx, s.SessionID, "n", fmt.Sprint(n))
+	}
+	require.ErrorIs(t, refused, bus.ErrEventsBehind)
+	assert.Equal(t, 65, n, "64 changes kept, the 65th refused")
+	v, _, err := m.GetAttribute(ctx, s.SessionID, "n")
+	require.NoError(t, err)
+	assert.Equal(t, "63", v, "the refused write wrote nothing")
+	assert.Equal(t, "events_behind", bus.CodeOf(refused).Name)
+
+	// The reader catches up: the log starts afresh.
+	head, err := st.Head(ctx)
+	require.NoError(t, err)
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: head, AsOf: time.Now()}))
+	require.Eventually(t, func() bool {
+		return m.SetAttribute(ctx, s.SessionID, "n", "after") == nil
+	}, natstest.Patience, 10*time.Millisecond)
+}
+
+// reopenDelivered records a reader's delivery (at the head, as of asOf) in
+// a fresh store, and returns a second store with cfg on the same bucket,
+// which knows the delivery from the start.
+func reopenDelivered(t *testing.T, cfg kvstore.Config, asOf time.Time) *kvstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	first := newStore(t)
+	head, err := first.Head(ctx)
+	require.NoError(t, err)
+	require.NoError(t, first.Delivered(ctx, bus.Delivery{Position: head, AsOf: asOf}))
+	st, err := kvstore.New(ctx, first.JetStream(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	return st
+}
+
+// TestStore_RefusesWritesWhileTheReaderLags: a reader whose deliveries are
+// older than MaxEventLag holds every write back.
+func TestStore_RefusesWritesWhileTheReaderLags(t *testing.T) {
+	t.Parallel()
+	cfg := kvstore.DefaultConfig()
+	cfg.MaxEventLag = time.Second
+	st := reopenDelivered(t, cfg, time.Now().Add(-2*time.Second))
+	m, err := bus.New(st, "svc", time.Minute)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = m.CreateSession(ctx, "u", "tok")
+	require.ErrorIs(t, err, bus.ErrEventsBehind)
+	ids, err := st.SessionIDsByLogin(ctx, "u")
+	require.NoError(t, err)
+	assert.Empty(t, ids, "a refused create writes nothing")
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: 2, AsOf: time.Now()}))
+	require.Eventually(t, func() bool {
+		_, err := m.CreateSession(ctx, "u", "tok")
+		return err == nil
+	}, natstest.Patience, 10*time.Millisecond)
 }
 
 // TestStore_TouchRacingDeleteLeavesNoIndex: a touch that loses to a delete

@@ -19,10 +19,11 @@ type NewStore func(tb testing.TB) bus.Store
 type NewAPI func(tb testing.TB, idle time.Duration) bus.Sessions
 
 // Run checks s against the bus.Store contract, directly and through a
-// bus.Manager built on it.
+// bus.Manager built on it, and its bus.ChangeFeed when it offers one.
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Store", func(t *testing.T) { runStore(t, newStore) })
 	t.Run("MaxSessions", func(t *testing.T) { runMaxSessions(t, newStore) })
+	t.Run("Feed", func(t *testing.T) { runFeed(t, newStore) })
 	t.Run("API", func(t *testing.T) {
 		RunAPI(t, func(tb testing.TB, idle time.Duration) bus.Sessions {
 			m, err := bus.New(newStore(tb), "conformance", idle, bus.WithTouchInterval(time.Second))

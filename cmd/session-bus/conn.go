@@ -12,6 +12,7 @@ import (
 
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
 )
 
 // defaultAdminCreds is where 'serve' with the default --data-dir writes the
@@ -152,23 +153,15 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 	}
 	serviceID = b.serviceID
 	if credsFile != "" {
-		if data, err := os.ReadFile(credsFile); err == nil && auth.IsNATSCreds(data) {
-			// A NATS credentials file (accounts mode): the user's account
-			// is the service; replies come back to any inbox.
-			id, err := auth.NATSCredsService(credsFile)
-			if err != nil {
-				return nil, "", err
-			}
-			opts = append(opts, nats.UserCredentials(credsFile))
-			serviceID = cmp.Or(serviceID, id)
-		} else {
-			creds, err := auth.LoadServiceCreds(credsFile)
-			if err != nil {
-				return nil, "", err
-			}
-			opts = append(opts, creds.NATSOptions()...) // with the inbox prefix of creds.ServiceID
-			serviceID = cmp.Or(serviceID, creds.ServiceID)
+		// A NATS credentials file (accounts mode) logs in as its user, the
+		// service; a bus credentials file (callout mode) with the inbox
+		// prefix of its service.
+		credsOpts, id, err := client.CredsFileOptions(credsFile)
+		if err != nil {
+			return nil, "", err
 		}
+		opts = append(opts, credsOpts...)
+		serviceID = cmp.Or(serviceID, id)
 	}
 	if b.asAdmin {
 		serviceID = cmp.Or(serviceID, auth.AdminServiceID)
@@ -178,7 +171,7 @@ func (b *busFlags) connect() (nc *nats.Conn, serviceID string, err error) {
 		if serviceID != "" {
 			// Replies go to the acting service's inbox, where the auth
 			// callout's permissions (and the bus's documented ones) allow them.
-			opts = append(opts, nats.CustomInboxPrefix(auth.InboxPrefix(serviceID)))
+			opts = append(opts, nats.CustomInboxPrefix(client.InboxPrefix(serviceID)))
 		}
 	}
 	if nc, err = nats.Connect(b.url, opts...); err != nil {

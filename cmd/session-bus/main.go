@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/internal/app"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 func main() {
@@ -76,7 +76,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  usageArgs(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := "session-bus " + bus.ServiceVersion
+			v := "session-bus " + natsapi.Version
 			if info, ok := debug.ReadBuildInfo(); ok {
 				v += " (" + info.GoVersion + ")"
 			}

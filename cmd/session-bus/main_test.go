@@ -17,6 +17,7 @@ import (
 
 	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
 	"github.com/session-bus/session-bus/internal/app"
 )
 
@@ -217,7 +218,7 @@ func startBus(tb testing.TB, mode app.AuthMode) (url, adminCreds string) {
 // adminSecret reads the secret of the admin credentials file.
 func adminSecret(tb testing.TB, file string) string {
 	tb.Helper()
-	creds, err := auth.LoadServiceCreds(file)
+	creds, err := client.LoadServiceCreds(file)
 	require.NoError(tb, err)
 	return creds.Secret
 }
@@ -238,7 +239,7 @@ func TestCLI_ServiceAgainstBus(t *testing.T) {
 	// Flags after the id, and before it.
 	cli("service", "add", "pay-api", "--admin-creds", admin, "--permissions", "session.read, events.subscribe", "--creds-out", credsFile)
 	cli("service", "add", "--name", "Orders", "order-api") // the admin file by default
-	creds, err := auth.LoadServiceCreds(credsFile)
+	creds, err := client.LoadServiceCreds(credsFile)
 	require.NoError(t, err)
 	assert.Equal(t, "pay-api", creds.ServiceID)
 
@@ -327,7 +328,7 @@ func TestCLI_ServiceAccounts(t *testing.T) {
 	require.Equal(t, 0, got.code, got.stderr)
 	data, err := os.ReadFile(credsFile)
 	require.NoError(t, err)
-	require.True(t, auth.IsNATSCreds(data), "a standard .creds file")
+	require.True(t, client.IsNATSCreds(data), "a standard .creds file")
 	fi, err := os.Stat(credsFile)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())

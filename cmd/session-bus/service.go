@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/session-bus/session-bus/auth"
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/client"
 )
@@ -62,7 +61,7 @@ func newServiceAddCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printCreds(out, auth.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
+		return printCreds(out, client.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
 	})
 }
 
@@ -105,7 +104,7 @@ func newServiceRotateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printCreds(out, auth.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
+		return printCreds(out, client.ServiceCreds{ServiceID: id, Secret: secret}, credsOut)
 	})
 }
 
@@ -151,12 +150,12 @@ func serviceVerb(cmd *cobra.Command, run func(ctx context.Context, c *client.Cli
 
 // printCreds prints a new secret as credentials JSON, shown once (the bus
 // keeps only a hash), or writes it to file (mode 0600) when file is set.
-func printCreds(out io.Writer, creds auth.ServiceCreds, file string) error {
+func printCreds(out io.Writer, creds client.ServiceCreds, file string) error {
 	data, err := json.Marshal(creds)
 	if err != nil {
 		return err
 	}
-	if auth.IsNATSCreds([]byte(creds.Secret)) {
+	if client.IsNATSCreds([]byte(creds.Secret)) {
 		// --auth accounts: the bus answered with a NATS credentials
 		// file, usable as is (nats --creds, nats.js, any client).
 		data = []byte(strings.TrimRight(creds.Secret, "\n"))

@@ -69,7 +69,7 @@ func run() error {
 	}
 	rcfg := events.DefaultRelayConfig()
 	rcfg.Logger = quiet
-	relay, err := events.NewRelay(js, rcfg)
+	relay, err := events.NewRelay(store, js, rcfg)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // App is a running session-bus process.
@@ -30,7 +31,7 @@ type App struct {
 	nc      *nats.Conn
 	store   *kvstore.Store
 	manager *bus.Manager
-	service *bus.Service
+	service *natsapi.Server
 	relay   *events.Relay
 	auditor *events.Auditor
 	keys    *auth.Keys // callout mode only
@@ -131,7 +132,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	// Every instance runs a relay; one of them is active at a time.
 	rcfg := events.DefaultRelayConfig()
 	rcfg.Bucket, rcfg.Stream, rcfg.LeaseTTL, rcfg.Logger = cfg.Store.Bucket, cfg.Events, cfg.RelayLeaseTTL, log
-	if a.relay, err = events.NewRelay(js, rcfg); err != nil {
+	if a.relay, err = events.NewRelay(a.store, js, rcfg); err != nil {
 		return nil, err
 	}
 	if err = a.relay.Start(ctx); err != nil {
@@ -141,13 +142,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return nil, err
 	}
 	opts := append(cfg.managerOptions(), bus.WithLogger(log), bus.WithServiceAudit(a.recordService))
-	var svcOpts []bus.ServiceOption
+	var svcOpts []natsapi.Option
 	if cfg.Auth == AuthAccounts {
 		if err = a.startAccounts(url, js, log); err != nil {
 			return nil, err
 		}
 		opts = append(opts, bus.WithAccounts(a.accounts))
-		svcOpts = append(svcOpts, bus.WithCallers(a.accounts))
+		svcOpts = append(svcOpts, natsapi.WithCallers(a.accounts))
 	}
 	if cfg.AuditAccess {
 		opts = append(opts, bus.WithAccessAudit(a.recordAccess))
@@ -155,11 +156,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
 	}
-	svcOpts = append(svcOpts, bus.WithMaxInFlight(cfg.MaxInFlight), bus.WithServiceLogger(log))
+	svcOpts = append(svcOpts, natsapi.WithMaxInFlight(cfg.MaxInFlight), natsapi.WithLogger(log))
 	if cfg.MaxInFlightPerCaller > 0 {
-		svcOpts = append(svcOpts, bus.WithMaxInFlightPerCaller(cfg.MaxInFlightPerCaller))
+		svcOpts = append(svcOpts, natsapi.WithMaxInFlightPerCaller(cfg.MaxInFlightPerCaller))
 	}
-	if a.service, err = bus.NewService(a.nc, a.manager, svcOpts...); err != nil {
+	if a.service, err = natsapi.New(a.nc, a.manager, svcOpts...); err != nil {
 		return nil, err
 	}
 	switch cfg.Auth {
@@ -455,6 +456,9 @@ func (a *App) stopParts() error {
 	}
 	if a.relay != nil {
 		errs = append(errs, a.relay.Close())
+	}
+	if a.store != nil {
+		a.store.Close()
 	}
 	if a.sys != nil {
 		a.sys.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 // ErrInvalidConfig: a Config field is out of range.
@@ -120,7 +121,7 @@ type Config struct {
 	// ParseAttributeKeys.
 	AttributeKeyID string
 	AttributeKeys  map[string][]byte
-	// MaxInFlight bounds concurrent requests per process. Default bus.DefaultMaxInFlight.
+	// MaxInFlight bounds concurrent requests per process. Default natsapi.DefaultMaxInFlight.
 	MaxInFlight int
 	// MaxInFlightPerCaller bounds one calling service's share of
 	// MaxInFlight. Default 0: half of MaxInFlight.
@@ -162,7 +163,7 @@ func DefaultConfig() Config {
 		IdleTimeout:           30 * time.Minute,
 		MaxLifetime:           24 * time.Hour,
 		Evict:                 "evict",
-		MaxInFlight:           bus.DefaultMaxInFlight,
+		MaxInFlight:           natsapi.DefaultMaxInFlight,
 		Events:                events.DefaultStreamConfig(),
 		Audit:                 events.DefaultAuditConfig(),
 		RelayLeaseTTL:         events.DefaultRelayConfig().LeaseTTL,

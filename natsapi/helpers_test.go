@@ -1,4 +1,4 @@
-package bus_test
+package natsapi_test
 
 import (
 	"context"
@@ -15,15 +15,16 @@ import (
 
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// runService starts a bus service on its own connection to srv and closes
+// runServer starts a bus server on its own connection to srv and closes
 // it when the test ends.
-func runService(tb testing.TB, srv *server.Server, m *bus.Manager, opts ...bus.ServiceOption) *bus.Service {
+func runServer(tb testing.TB, srv *server.Server, m *bus.Manager, opts ...natsapi.Option) *natsapi.Server {
 	tb.Helper()
-	svc, err := bus.NewService(natstest.Connect(tb, srv), m, append([]bus.ServiceOption{bus.WithServiceLogger(quiet)}, opts...)...)
+	svc, err := natsapi.New(natstest.Connect(tb, srv), m, append([]natsapi.Option{natsapi.WithLogger(quiet)}, opts...)...)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
 	return svc

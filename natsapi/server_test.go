@@ -1,4 +1,4 @@
-package bus_test
+package natsapi_test
 
 import (
 	"context"
@@ -18,17 +18,18 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
+	"github.com/session-bus/session-bus/natsapi"
 )
 
-// TestService_RawJSON drives every method with nats.go and hand-written
+// TestServer_RawJSON drives every method with nats.go and hand-written
 // JSON only, as a service in another language would.
-func TestService_RawJSON(t *testing.T) {
+func TestServer_RawJSON(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	ctx := context.Background()
 	st, err := kvstore.New(ctx, natstest.JetStream(t, srv), kvstore.DefaultConfig())
 	require.NoError(t, err)
-	runService(t, srv, newManager(t, st))
+	runServer(t, srv, newManager(t, st))
 	nc := natstest.Connect(t, srv)
 	req := func(subject, body string) *nats.Msg { return request(t, nc, subject, []byte(body)) }
 
@@ -111,14 +112,14 @@ func TestService_RawJSON(t *testing.T) {
 	require.Len(t, wantOK(t, req("sessionbus.read.list_by_login.svc-b", `{"login_id":"u2"}`))["sessions"], 1)
 }
 
-// TestService_BadInput sends what a careless or hostile caller might and
+// TestServer_BadInput sends what a careless or hostile caller might and
 // checks each gets a stable 4xx, changes nothing, and leaves the
 // connection usable.
-func TestService_BadInput(t *testing.T) {
+func TestServer_BadInput(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	m := newManager(t, bus.NewMemoryStore())
-	runService(t, srv, m)
+	runServer(t, srv, m)
 	nc := natstest.Connect(t, srv)
 	ctx := context.Background()
 	s, err := m.CreateSession(ctx, "u1", "t1")
@@ -216,20 +217,20 @@ func TestService_BadInput(t *testing.T) {
 	})
 }
 
-func TestService_RequestSizeLimit(t *testing.T) {
+func TestServer_RequestSizeLimit(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	runService(t, srv, newManager(t, bus.NewMemoryStore()), bus.WithMaxRequestBytes(1024))
+	runServer(t, srv, newManager(t, bus.NewMemoryStore()), natsapi.WithMaxRequestBytes(1024))
 	nc := natstest.Connect(t, srv)
 	body := `{"login_id":"u1","token":"` + strings.Repeat("t", 2000) + `"}`
 	wantErr(t, request(t, nc, subj(bus.MethodCreate, "c"), []byte(body)), "413", "too_large")
 	wantOK(t, request(t, nc, subj(bus.MethodCreate, "c"), []byte(`{"login_id":"u1","token":"t"}`)))
 }
 
-func TestService_InternalErrorsCarryNoDetail(t *testing.T) {
+func TestServer_InternalErrorsCarryNoDetail(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	runService(t, srv, newManager(t, failingStore{bus.NewMemoryStore()}))
+	runServer(t, srv, newManager(t, failingStore{bus.NewMemoryStore()}))
 	nc := natstest.Connect(t, srv)
 	msg := request(t, nc, subj(bus.MethodCreate, "c"), []byte(`{"login_id":"u1","token":"t"}`))
 	wantErr(t, msg, "500", "internal")
@@ -243,18 +244,18 @@ func (failingStore) CreateSession(context.Context, *bus.Session, bus.Change) (ui
 	return 0, errors.New("disk on fire at /var/secret/path")
 }
 
-// TestService_QueueGroup runs two instances; stopping one fails nothing.
-func TestService_QueueGroup(t *testing.T) {
+// TestServer_QueueGroup runs two instances; stopping one fails nothing.
+func TestServer_QueueGroup(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	st := bus.NewMemoryStore()
-	a := runService(t, srv, newManager(t, st))
-	b := runService(t, srv, newManager(t, st))
+	a := runServer(t, srv, newManager(t, st))
+	b := runServer(t, srv, newManager(t, st))
 	nc := natstest.Connect(t, srv)
 	created := wantOK(t, request(t, nc, subj(bus.MethodCreate, "c"), []byte(`{"login_id":"u1","token":"t1"}`)))
 	get := []byte(fmt.Sprintf(`{"session_id":%q}`, created["session_id"]))
 
-	served := func(s *bus.Service) int {
+	served := func(s *natsapi.Server) int {
 		n := 0
 		for _, e := range s.Stats().Endpoints {
 			n += e.NumRequests
@@ -294,14 +295,14 @@ func TestService_QueueGroup(t *testing.T) {
 	assert.Equal(t, before+20, served(b), "the survivor serves everything")
 }
 
-// TestService_CloseDrains closes a service while requests are held in the
+// TestServer_CloseDrains closes a server while requests are held in the
 // store: they are answered, new ones are not taken, and Close waits.
-func TestService_CloseDrains(t *testing.T) {
+func TestServer_CloseDrains(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	gs := newGateStore()
 	m := newManager(t, gs)
-	svc, err := bus.NewService(natstest.Connect(t, srv), m, bus.WithServiceLogger(quiet))
+	svc, err := natsapi.New(natstest.Connect(t, srv), m, natsapi.WithLogger(quiet))
 	require.NoError(t, err)
 	nc := natstest.Connect(t, srv)
 	s, err := m.CreateSession(context.Background(), "u1", "t1")
@@ -356,13 +357,13 @@ func TestService_CloseDrains(t *testing.T) {
 	require.NoError(t, svc.Close(), "second Close")
 }
 
-// TestService_Overload refuses what is beyond max-in-flight at once.
-func TestService_Overload(t *testing.T) {
+// TestServer_Overload refuses what is beyond max-in-flight at once.
+func TestServer_Overload(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	gs := newGateStore()
 	m := newManager(t, gs)
-	svc := runService(t, srv, m, bus.WithMaxInFlight(1))
+	svc := runServer(t, srv, m, natsapi.WithMaxInFlight(1))
 	nc := natstest.Connect(t, srv)
 	s, err := m.CreateSession(context.Background(), "u1", "t1")
 	require.NoError(t, err)
@@ -386,22 +387,22 @@ func TestService_Overload(t *testing.T) {
 
 	var rejected uint64
 	for _, e := range svc.Stats().Endpoints {
-		var d bus.EndpointStatsData
+		var d natsapi.EndpointStats
 		require.NoError(t, json.Unmarshal(e.Data, &d))
 		rejected += d.Rejected
 	}
 	assert.Equal(t, uint64(10), rejected)
 }
 
-// TestService_PerCallerShare: one caller's burst takes at most its share
+// TestServer_PerCallerShare: one caller's burst takes at most its share
 // of max-in-flight (half by default); another caller's request is still
 // admitted while the first caller is refused.
-func TestService_PerCallerShare(t *testing.T) {
+func TestServer_PerCallerShare(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	gs := newGateStore()
 	m := newManager(t, gs)
-	runService(t, srv, m, bus.WithMaxInFlight(4))
+	runServer(t, srv, m, natsapi.WithMaxInFlight(4))
 	nc := natstest.Connect(t, srv)
 	s, err := m.CreateSession(context.Background(), "u1", "t1")
 	require.NoError(t, err)
@@ -430,13 +431,13 @@ func TestService_PerCallerShare(t *testing.T) {
 	}
 }
 
-func TestService_Info(t *testing.T) {
+func TestServer_Info(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	svc := runService(t, srv, newManager(t, bus.NewMemoryStore()))
+	svc := runServer(t, srv, newManager(t, bus.NewMemoryStore()))
 	info := svc.Info()
-	assert.Equal(t, bus.ServiceName, info.Name)
-	assert.Equal(t, bus.ServiceVersion, info.Version)
+	assert.Equal(t, natsapi.Name, info.Name)
+	assert.Equal(t, natsapi.Version, info.Version)
 	subjects := map[string]string{}
 	for _, e := range info.Endpoints {
 		subjects[e.Name] = e.Subject
@@ -449,30 +450,30 @@ func TestService_Info(t *testing.T) {
 	}, subjects)
 }
 
-func TestNewService_InvalidConfig(t *testing.T) {
+func TestNew_InvalidConfig(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	nc := natstest.Connect(t, srv)
 	m := newManager(t, bus.NewMemoryStore())
-	for _, opt := range []bus.ServiceOption{bus.WithMaxInFlight(0), bus.WithMaxInFlightPerCaller(0), bus.WithMaxRequestBytes(0),
-		bus.WithServiceRequestTimeout(0), bus.WithServiceLogger(nil)} {
-		_, err := bus.NewService(nc, m, opt)
+	for _, opt := range []natsapi.Option{natsapi.WithMaxInFlight(0), natsapi.WithMaxInFlightPerCaller(0), natsapi.WithMaxRequestBytes(0),
+		natsapi.WithRequestTimeout(0), natsapi.WithLogger(nil)} {
+		_, err := natsapi.New(nc, m, opt)
 		require.ErrorIs(t, err, bus.ErrInvalidConfig)
 	}
-	_, err := bus.NewService(nil, m)
+	_, err := natsapi.New(nil, m)
 	require.ErrorIs(t, err, bus.ErrInvalidConfig)
 }
 
-// TestService_ErrorMessages checks that error replies read as sentences:
+// TestServer_ErrorMessages checks that error replies read as sentences:
 // no Go package prefixes, no store keys, the detail kept.
-func TestService_ErrorMessages(t *testing.T) {
+func TestServer_ErrorMessages(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	ctx := context.Background()
 	st, err := kvstore.New(ctx, natstest.JetStream(t, srv), kvstore.DefaultConfig())
 	require.NoError(t, err)
 	m := newManager(t, st)
-	runService(t, srv, m)
+	runServer(t, srv, m)
 	nc := natstest.Connect(t, srv)
 	s, err := m.CreateSession(ctx, "u1", "t1")
 	require.NoError(t, err)
@@ -506,13 +507,13 @@ func TestService_ErrorMessages(t *testing.T) {
 	}
 }
 
-// TestService_VerifyRateLimitPerCaller: a service that keeps failing to
+// TestServer_VerifyRateLimitPerCaller: a service that keeps failing to
 // verify admin is refused, and another service verifies admin at once.
-func TestService_VerifyRateLimitPerCaller(t *testing.T) {
+func TestServer_VerifyRateLimitPerCaller(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	m := newManager(t, bus.NewMemoryStore())
-	runService(t, srv, m)
+	runServer(t, srv, m)
 	nc := natstest.Connect(t, srv)
 	secret, err := m.RegisterService(context.Background(), bus.ServiceCredential{ServiceID: "admin", Permissions: bus.AllPermissions}, "")
 	require.NoError(t, err)

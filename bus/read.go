@@ -1,0 +1,147 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Reads return live sessions only, and slide the idle timeout of the
+// session they read at most once per touch interval (see ttl.go), so that
+// reads stay reads.
+
+// GetSession returns the session with that id and, at most once per touch
+// interval, extends its idle timeout. Errors: [ErrInvalidInput],
+// [ErrSessionNotFound].
+func (m *Manager) GetSession(ctx context.Context, sessionID string) (*Session, error) {
+	if err := ValidateSessionID(sessionID); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	return m.getAndTouch(ctx, sessionID)
+}
+
+func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) {
+	s, err := m.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.auditAccess(ctx, s)
+	now := m.o.now()
+	if now.Sub(s.LastAccess) < m.touch {
+		return s, nil // the common case: no touch due, no copy, no write
+	}
+	next := s.Clone()
+	if !m.slide(next, now) {
+		return s, nil
+	}
+	rev, err := m.put(ctx, next, Change{Op: OpRefreshed, Service: m.caller(ctx), Touch: true})
+	switch {
+	case err == nil:
+		next.Revision = rev
+		return next, nil
+	case errors.Is(err, ErrConflict):
+		return s, nil // another writer got there first; it touched or will
+	case errors.Is(err, ErrSessionNotFound):
+		return nil, ErrSessionNotFound
+	default:
+		m.log.Warn("touch failed", keySessionID, id, keyErr, err)
+		return s, nil
+	}
+}
+
+// load reads a live session.
+func (m *Manager) load(ctx context.Context, id string) (*Session, error) {
+	s, err := m.store.GetSession(ctx, id)
+	if err != nil {
+		return nil, m.storeErr("get session", err)
+	}
+	if s.expired(m.o.now()) {
+		return nil, ErrSessionNotFound
+	}
+	if err := m.opened(s); err != nil {
+		m.log.Error("decrypt session failed", keySessionID, id, keyErr, err)
+		return nil, fmt.Errorf("%w: decrypt session", ErrInternal)
+	}
+	return s, nil
+}
+
+// GetSessionByToken returns the session of a user's token, touching it as
+// GetSession does. Errors: [ErrInvalidInput], [ErrSessionNotFound].
+func (m *Manager) GetSessionByToken(ctx context.Context, token string) (*Session, error) {
+	if err := validateToken(token); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	fp := TokenFingerprint(m.o.tokenKey, token)
+	if id, ok := m.tokens.Get(fp); ok {
+		s, err := m.getAndTouch(ctx, id)
+		if err == nil && s.TokenFingerprint == fp {
+			return s, nil
+		}
+		m.tokens.Delete(fp) // the session ended; the token may be another's now
+	}
+	id, err := m.store.SessionIDByToken(ctx, fp)
+	if err != nil {
+		return nil, m.storeErr("look up token", err)
+	}
+	m.tokens.Put(fp, id)
+	return m.getAndTouch(ctx, id)
+}
+
+// GetAttribute returns one attribute of a session and whether it is set,
+// touching the session as GetSession does. Errors: [ErrInvalidInput],
+// [ErrSessionNotFound].
+func (m *Manager) GetAttribute(ctx context.Context, sessionID, key string) (string, bool, error) {
+	if err := validateAttrKey(key); err != nil {
+		return "", false, err
+	}
+	s, err := m.GetSession(ctx, sessionID)
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := s.Attributes[key]
+	return v, ok, nil
+}
+
+// SessionsByLogin returns the live sessions of a login, oldest first,
+// without touching them (monitoring is not use). Errors: [ErrInvalidInput].
+func (m *Manager) SessionsByLogin(ctx context.Context, loginID string) ([]*Session, error) {
+	if err := ValidateLoginID(loginID); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	ids, err := m.store.SessionIDsByLogin(ctx, loginID)
+	if err != nil {
+		return nil, m.storeErr("list sessions", err)
+	}
+	out := make([]*Session, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = m.load(ctx, id)
+		}()
+	}
+	wg.Wait()
+	live := out[:0]
+	for i, s := range out {
+		switch {
+		case errs[i] == nil:
+			live = append(live, s)
+		case !errors.Is(errs[i], ErrSessionNotFound):
+			return nil, errs[i]
+		}
+	}
+	slices.SortFunc(live, func(a, b *Session) int { return a.CreateTime.Compare(b.CreateTime) })
+	return live, nil
+}
