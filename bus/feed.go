@@ -18,10 +18,11 @@ import (
 //     and the changes of one session in the order they were made.
 //   - A store keeps every change its reader has not delivered yet. When it
 //     could keep no more (too many undelivered changes of one session, or
-//     the reader is further behind than the store's bound), it refuses the
-//     write with [ErrEventsBehind] and writes nothing, rather than lose a
-//     change. Until the first Delivered call no reader is known, and a
-//     store keeps what it can without refusing.
+//     the reader is further behind than the store's bound), it refuses a
+//     create or update with [ErrEventsBehind] and writes nothing, rather
+//     than lose a change. A delete is never refused: a logout must always
+//     take effect. Until the first Delivered call no reader is known, and
+//     a store keeps what it can without refusing.
 //   - A cursor may also yield changes at or before the position it was
 //     opened after, marked Repeat: changes a reader that stopped there may
 //     or may not have delivered. The reader tells which (the event relay

@@ -117,6 +117,21 @@ func TestManager_MaxLifetime(t *testing.T) {
 	require.ErrorIs(t, err, ErrSessionNotFound)
 }
 
+// TestManager_MaxLifetimeWholeSeconds: a capped expiry is whole seconds
+// from the write that sets it, at or before the cap, so a store with
+// whole-second TTLs ends the session on time, not up to a second late.
+func TestManager_MaxLifetimeWholeSeconds(t *testing.T) {
+	m, _, clk := newTestManager(t, time.Minute, WithMaxLifetime(90*time.Second), WithTouchInterval(time.Second))
+	ctx := context.Background()
+	s, err := m.CreateSession(ctx, "u", "t")
+	require.NoError(t, err)
+	clk.advance(40*time.Second + 300*time.Millisecond)
+	got, err := m.RefreshSession(ctx, s.SessionID)
+	require.NoError(t, err)
+	assert.Equal(t, 49*time.Second, got.ExpiresAt.Sub(got.LastAccess), "whole seconds from the write")
+	assert.False(t, got.ExpiresAt.After(s.CreateTime.Add(90*time.Second)), "never past the cap")
+}
+
 func TestManager_MaxSessions(t *testing.T) {
 	ctx := context.Background()
 	t.Run("evict oldest", func(t *testing.T) {

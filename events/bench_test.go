@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
+	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
 )
 
 // BenchmarkDeleteAllToListener measures the time from DeleteAllSessions
@@ -220,3 +223,67 @@ var writeFor = func() time.Duration {
 	}
 	return 3 * time.Second
 }()
+
+// BenchmarkExpiryLateness measures how late session.expired reaches a
+// listener after the session's ExpiresAt, for sessions that end idle and
+// for sessions that reach their absolute lifetime (--max-lifetime) after a
+// use at a fraction of a second into the second.
+//
+//	go test -run '^$' -bench BenchmarkExpiryLateness -benchtime 1x ./events
+func BenchmarkExpiryLateness(b *testing.B) {
+	const sessions = 40
+	for _, tc := range []struct {
+		name string
+		opts []bus.Option
+		idle time.Duration
+	}{
+		{"idle", nil, 2 * time.Second},
+		{"lifetime", []bus.Option{bus.WithMaxLifetime(3 * time.Second), bus.WithTouchInterval(10 * time.Millisecond)}, time.Minute},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				js := natstest.JetStream(b, natstest.RunServer(b))
+				st, err := kvstore.New(context.Background(), js, kvstore.DefaultConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(st.Close)
+				m, err := bus.New(st, "svc-a", tc.idle, tc.opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := &env{js: js, m: m, feed: st}
+				startRelay(b, e)
+				ch := collect(b, js, events.WithTypes(events.SessionExpired))
+				ctx := context.Background()
+				ends := map[string]time.Time{}
+				for i := range sessions {
+					s, err := m.CreateSession(ctx, "u", fmt.Sprint("t", i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					ends[s.SessionID] = s.ExpiresAt
+				}
+				if tc.name == "lifetime" {
+					time.Sleep(1370 * time.Millisecond) // a use at a fraction of a second
+					for id := range ends {
+						s, err := m.RefreshSession(ctx, id)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ends[id] = s.ExpiresAt
+					}
+				}
+				var late []time.Duration
+				for range sessions {
+					ev := next(b, ch, natstest.Patience)
+					late = append(late, time.Since(ends[ev.SessionID]))
+				}
+				slices.Sort(late)
+				b.ReportMetric(pct(late, 0.50).Seconds()*1e3, "late-p50-ms")
+				b.ReportMetric(pct(late, 0.99).Seconds()*1e3, "late-p99-ms")
+				b.ReportMetric(late[0].Seconds()*1e3, "late-min-ms")
+			}
+		})
+	}
+}

@@ -77,9 +77,10 @@ func readLog(h nats.Header, seq uint64, t time.Time) changeLog {
 // reader has delivered l's revision, the reader read it while it was the
 // latest, with its log: nothing is owed and the log starts afresh.
 // Otherwise it is l's log plus l's own change; past maxLogEntries it is
-// bus.ErrEventsBehind when a reader depends on it, and the oldest entries
-// are dropped when none does.
-func (l changeLog) next(d delivery) (string, error) {
+// bus.ErrEventsBehind when a reader depends on it (unbounded: the write is
+// a delete, which keeps all), and the oldest entries are dropped when none
+// does.
+func (l changeLog) next(d delivery, unbounded bool) (string, error) {
 	if d.known && d.Position >= l.rev {
 		return "", nil
 	}
@@ -90,7 +91,7 @@ func (l changeLog) next(d delivery) (string, error) {
 	if l.own != nil {
 		entries = append(entries, *l.own)
 	}
-	if len(entries) > maxLogEntries {
+	if len(entries) > maxLogEntries && !(unbounded && d.known) {
 		if d.known {
 			return "", fmt.Errorf("%w: %d changes of this session not delivered yet", bus.ErrEventsBehind, len(entries)-1)
 		}

@@ -205,17 +205,23 @@ func (st *Store) changeLogOf(ctx context.Context, id string, rev uint64) (change
 }
 
 // nextLog is the change log for a write replacing revision rev of a session,
-// or why the write must not happen (bus.ErrEventsBehind, a conflict).
-func (st *Store) nextLog(ctx context.Context, id string, rev uint64, now time.Time) (string, error) {
-	d, err := st.admit(now)
-	if err != nil {
-		return "", err
+// or why the write must not happen (bus.ErrEventsBehind, a conflict). A
+// delete is never held back: a logout must always take effect, its
+// message is never read again (so its log has no bound), and its marker
+// outlives any lag the store admits (MarkerTTL).
+func (st *Store) nextLog(ctx context.Context, id string, rev uint64, now time.Time, del bool) (string, error) {
+	d := st.delivered.get()
+	if !del {
+		var err error
+		if d, err = st.admit(now); err != nil {
+			return "", err
+		}
 	}
 	l, err := st.changeLogOf(ctx, id, rev)
 	if err != nil {
 		return "", err
 	}
-	return l.next(d)
+	return l.next(d, del)
 }
 
 // SessionIDByToken implements bus.Store.
@@ -240,7 +246,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	if !s.ExpiresAt.After(now) {
 		return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
 	}
-	log, err := st.nextLog(ctx, s.SessionID, s.Revision, now)
+	log, err := st.nextLog(ctx, s.SessionID, s.Revision, now, false)
 	if err != nil {
 		return 0, fmt.Errorf("kvstore: update session: %w", err)
 	}
@@ -283,7 +289,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
 	cur := s.Revision
 	for {
-		log, err := st.nextLog(ctx, s.SessionID, cur, time.Now())
+		log, err := st.nextLog(ctx, s.SessionID, cur, time.Now(), true)
 		if errors.Is(err, bus.ErrSessionNotFound) {
 			break // someone else deleted it, or it expired
 		}

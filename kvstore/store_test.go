@@ -153,12 +153,16 @@ func TestStore_FeedRecordsEveryChange(t *testing.T) {
 // TestStore_RefusesWritesBeforeLosingAChange: while the feed's reader is
 // known and does not deliver, a session takes at most maxLogEntries (64)
 // changes more; the next write is refused with ErrEventsBehind and writes
-// nothing. Once the reader delivers, writes go through again.
+// nothing. A delete is never refused, and carries every undelivered change:
+// a reader that starts afterwards still gets all of them. Once the reader
+// delivers, writes go through again.
 func TestStore_RefusesWritesBeforeLosingAChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := reopenDelivered(t, kvstore.DefaultConfig(), time.Now())
 	m, err := bus.New(st, "svc", time.Minute)
+	require.NoError(t, err)
+	start, err := st.Head(ctx)
 	require.NoError(t, err)
 
 	s, err := m.CreateSession(ctx, "u", "tok")
@@ -175,7 +179,33 @@ func TestStore_RefusesWritesBeforeLosingAChange(t *testing.T) {
 	assert.Equal(t, "63", v, "the refused write wrote nothing")
 	assert.Equal(t, "events_behind", bus.CodeOf(refused).Name)
 
-	// The reader catches up: the log starts afresh.
+	// A logout is never held back, and loses nothing.
+	require.NoError(t, m.DeleteSession(ctx, s.SessionID))
+	cur, err := st.Follow(ctx, start)
+	require.NoError(t, err)
+	t.Cleanup(cur.Stop)
+	var ops []bus.ChangeOp
+	for len(ops) < 66 {
+		b, err := cur.Next(ctx)
+		require.NoError(t, err)
+		for _, c := range b.Changes {
+			if c.SessionID == s.SessionID {
+				ops = append(ops, c.Op)
+			}
+		}
+	}
+	require.Len(t, ops, 66, "create, 64 updates, delete")
+	assert.Equal(t, bus.OpCreated, ops[0])
+	assert.Equal(t, bus.OpDeleted, ops[65])
+
+	// The bound is per session; once the reader catches up, writes go
+	// through again.
+	s, err = m.CreateSession(ctx, "u", "tok-2")
+	require.NoError(t, err, "another session's log is no bound on this one")
+	for i := range 64 {
+		require.NoError(t, m.SetAttribute(ctx, s.SessionID, "n", fmt.Sprint(i)))
+	}
+	require.ErrorIs(t, m.SetAttribute(ctx, s.SessionID, "n", "y"), bus.ErrEventsBehind)
 	head, err := st.Head(ctx)
 	require.NoError(t, err)
 	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: head, AsOf: time.Now()}))
@@ -215,11 +245,23 @@ func TestStore_RefusesWritesWhileTheReaderLags(t *testing.T) {
 	ids, err := st.SessionIDsByLogin(ctx, "u")
 	require.NoError(t, err)
 	assert.Empty(t, ids, "a refused create writes nothing")
-	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: 2, AsOf: time.Now()}))
+	head, err := st.Head(ctx)
+	require.NoError(t, err)
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: head, AsOf: time.Now()}))
+	var s *bus.Session
 	require.Eventually(t, func() bool {
-		_, err := m.CreateSession(ctx, "u", "tok")
+		s, err = m.CreateSession(ctx, "u", "tok")
 		return err == nil
 	}, natstest.Patience, 10*time.Millisecond)
+
+	// The reader falls behind again: writes wait, a logout does not.
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: head, AsOf: time.Now().Add(-2 * time.Second)}))
+	require.Eventually(t, func() bool {
+		return errors.Is(m.SetAttribute(ctx, s.SessionID, "k", "v"), bus.ErrEventsBehind)
+	}, natstest.Patience, 10*time.Millisecond)
+	require.NoError(t, m.DeleteSession(ctx, s.SessionID))
+	_, err = m.GetSession(ctx, s.SessionID)
+	require.ErrorIs(t, err, bus.ErrSessionNotFound)
 }
 
 // TestStore_TouchRacingDeleteLeavesNoIndex: a touch that loses to a delete

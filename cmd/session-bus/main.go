@@ -122,6 +122,7 @@ func newServeCmd() *cobra.Command {
 	f.num(&cfg.MaxInFlightPerCaller, "max-in-flight-per-caller", "MAX_IN_FLIGHT_PER_CALLER", 0, "one calling service's share of --max-in-flight, so its burst cannot fail others' requests; 0 for half")
 	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
 	f.dur(&cfg.Events.MaxAge, "events-max-age", "EVENTS_MAX_AGE", cfg.Events.MaxAge, "how long events are kept: how long a durable listener may be down")
+	f.dur(&cfg.Store.MaxEventLag, "max-event-lag", "MAX_EVENT_LAG", cfg.Store.MaxEventLag, "writes get 503 events_behind while the event relay's deliveries are older than this (keep it under the idle timeout)")
 	f.dur(&cfg.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", cfg.RelayLeaseTTL, "after an instance dies, another's event relay takes over within this")
 	f.boolean(&cfg.AuditAccess, "audit-access", "AUDIT_ACCESS", false, "record every read of a session by a service other than its creator (stream SESSION_AUDIT)")
 	f.dur(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, "graceful stop deadline of the bus's parts; past it their connections are closed")
