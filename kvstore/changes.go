@@ -91,11 +91,14 @@ func (l changeLog) next(d delivery, unbounded bool) (string, error) {
 	if l.own != nil {
 		entries = append(entries, *l.own)
 	}
-	if len(entries) > maxLogEntries && !(unbounded && d.known) {
-		if d.known {
+	if len(entries) > maxLogEntries {
+		switch {
+		case d.known && unbounded: // a delete keeps them all
+		case d.known:
 			return "", fmt.Errorf("%w: %d changes of this session not delivered yet", bus.ErrEventsBehind, len(entries)-1)
+		default: // no reader depends on them
+			entries = entries[len(entries)-maxLogEntries:]
 		}
-		entries = entries[len(entries)-maxLogEntries:]
 	}
 	if len(entries) == 0 {
 		return "", nil
