@@ -3,16 +3,14 @@ package events_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/internal/relaybench"
 	"github.com/session-bus/session-bus/kvstore"
 )
 
@@ -115,114 +113,29 @@ func BenchmarkRelayCatchUp(b *testing.B) {
 }
 
 // BenchmarkRelayBesideWrites measures, in one run on one server, the bus's
-// write rate and the relay's: 32 goroutines create sessions as fast as the
-// bus takes them for 3 s (see writeFor) while the relay announces them (writes/s, and
-// event lag: receipt by a listener minus the change's time), then, with
-// the relay stopped, a backlog of 20,000 creates is announced by a relay
-// that starts (catch-up events/s). catchup-x is catch-up over write rate.
+// write rate through the manager and the relay's (see package relaybench;
+// integration's BenchmarkRelayBesideClientWrites writes through the client).
 //
 //	go test -run '^$' -bench BenchmarkRelayBesideWrites -benchtime 1x ./events
 func BenchmarkRelayBesideWrites(b *testing.B) {
 	for range b.N {
 		e := newEnv(b, time.Hour)
-		r := startRelay(b, e)
-		got := make(chan events.Event, 1<<20)
-		ctx := context.Background()
-		l, err := events.Broadcast(ctx, e.js, func(_ context.Context, ev events.Event) error {
-			got <- ev
-			return nil
-		}, events.WithLogger(quietLog))
-		if err != nil {
+		if _, err := events.EnsureStream(context.Background(), e.js, events.DefaultStreamConfig()); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = l.Close() })
-
-		// Sustained writes with the relay running.
-		var lag []time.Duration
-		lagDone := make(chan struct{})
-		var written atomic.Int64
-		var writesOver atomic.Bool
-		go func() {
-			defer close(lagDone)
-			tick := time.NewTicker(5 * time.Millisecond)
-			defer tick.Stop()
-			for !writesOver.Load() || int64(len(lag)) < written.Load() {
-				select {
-				case ev := <-got:
-					lag = append(lag, time.Since(ev.Time))
-				case <-tick.C:
-				}
-			}
-		}()
-		t0 := time.Now()
-		var wg sync.WaitGroup
-		for w := range 32 {
-			wg.Go(func() {
-				for i := 0; time.Since(t0) < writeFor; i++ {
-					if _, err := e.m.CreateSession(ctx, fmt.Sprintf("w%d", w), fmt.Sprintf("w%d-%d", w, i)); err != nil {
-						b.Error(err)
-						return
-					}
-					written.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		writeRate := float64(written.Load()) / time.Since(t0).Seconds()
-		lastAck := time.Now()
-		writesOver.Store(true)
-		select {
-		case <-lagDone:
-		case <-time.After(time.Minute):
-			b.Fatal("events missing after a minute")
-		}
-		drained := time.Since(lastAck)
-		slices.Sort(lag)
-
-		// Catch-up: a backlog while no relay runs, then a relay starts.
-		if err := r.Close(); err != nil {
-			b.Fatal(err)
-		}
-		const backlog = 20_000
-		var bw sync.WaitGroup
-		for w := range 32 {
-			bw.Go(func() {
-				for i := w; i < backlog; i += 32 {
-					if _, err := e.m.CreateSession(ctx, "backlog", fmt.Sprintf("b%d", i)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		bw.Wait()
-		t1 := time.Now()
-		startRelay(b, e)
-		for range backlog {
-			select {
-			case <-got:
-			case <-time.After(time.Minute):
-				b.Fatal("backlog not announced within a minute")
-			}
-		}
-		catchUp := backlog / time.Since(t1).Seconds()
-		b.ReportMetric(writeRate, "writes/s")
-		b.ReportMetric(catchUp, "catchup-events/s")
-		b.ReportMetric(catchUp/writeRate, "catchup-x")
-		b.ReportMetric(pct(lag, 0.50).Seconds()*1e3, "lag-p50-ms")
-		b.ReportMetric(pct(lag, 0.99).Seconds()*1e3, "lag-p99-ms")
-		b.ReportMetric(drained.Seconds()*1e3, "drain-ms")
+		relaybench.Run(b, relaybench.Config{
+			Write: func(ctx context.Context, w, i int) error {
+				_, err := e.m.CreateSession(ctx, fmt.Sprintf("w%d", w), fmt.Sprintf("w%d-%d", w, i))
+				return err
+			},
+			StartRelay: func() func() {
+				r := startRelay(b, e)
+				return func() { _ = r.Close() }
+			},
+			Events: collect(b, e.js),
+		})
 	}
 }
-
-// writeFor is how long BenchmarkRelayBesideWrites writes: 3 s, or
-// RELAY_BENCH_WRITE (a duration, e.g. 3m) for the long run.
-var writeFor = func() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("RELAY_BENCH_WRITE")); err == nil && d > 0 {
-		return d
-	}
-	return 3 * time.Second
-}()
 
 // BenchmarkExpiryLateness measures how late session.expired reaches a
 // listener after the session's ExpiresAt, for sessions that end idle and

@@ -17,6 +17,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/internal/relaybench"
 	"github.com/session-bus/session-bus/kvstore"
 )
 
@@ -206,4 +207,42 @@ func BenchmarkBusHotSession(b *testing.B) {
 			return env.client.SetAttribute(ctx, s.SessionID, fmt.Sprintf("k%d", i%200), fmt.Sprint(i))
 		})
 	})
+}
+
+// BenchmarkRelayBesideClientWrites is events' BenchmarkRelayBesideWrites
+// with the writes a service makes: creates through the client, over NATS,
+// served by one bus instance (see package relaybench).
+//
+//	go test -run '^$' -bench BenchmarkRelayBesideClientWrites -benchtime 1x ./integration
+func BenchmarkRelayBesideClientWrites(b *testing.B) {
+	for range b.N {
+		env := newBusEnv(b, 1, time.Hour)
+		js := natstest.JetStream(b, env.srv)
+		ctx := context.Background()
+		_, err := events.EnsureStream(ctx, js, events.DefaultStreamConfig())
+		require.NoError(b, err)
+		got := make(chan events.Event, 1024)
+		l, err := events.Broadcast(ctx, js, func(_ context.Context, ev events.Event) error {
+			got <- ev
+			return nil
+		}, events.WithDeliverAll(), events.WithLogger(quiet))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = l.Close() })
+		relaybench.Run(b, relaybench.Config{
+			Write: func(ctx context.Context, w, i int) error {
+				_, err := env.client.CreateSession(ctx, fmt.Sprintf("w%d", w), fmt.Sprintf("w%d-%d", w, i))
+				return err
+			},
+			StartRelay: func() func() {
+				cfg := events.DefaultRelayConfig()
+				cfg.Logger = quiet
+				r, err := events.NewRelay(env.store, js, cfg)
+				require.NoError(b, err)
+				require.NoError(b, r.Start(ctx))
+				b.Cleanup(func() { _ = r.Close() })
+				return func() { _ = r.Close() }
+			},
+			Events: got,
+		})
+	}
 }
