@@ -111,19 +111,23 @@ func NewRelay(feed bus.ChangeFeed, js jetstream.JetStream, cfg RelayConfig) (*Re
 
 // withAsyncRoom returns a JetStream context on js's connection and API
 // that lets n async publishes await acknowledgement (nats.go's default is
-// 4,000, and a publish past it stalls).
+// 4,000, and a publish past it stalls), each for at most publishTimeout (by
+// default an acknowledgement lost with its server is awaited forever).
 func withAsyncRoom(js jetstream.JetStream, n int) (jetstream.JetStream, error) {
-	room := jetstream.WithPublishAsyncMaxPending(n + feedBatchHint)
+	opts := []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(n + feedBatchHint),
+		jetstream.WithPublishAsyncTimeout(publishTimeout),
+	}
 	o := js.Options()
 	var pub jetstream.JetStream
 	var err error
 	switch {
 	case o.APIPrefix != "" && o.APIPrefix != jetstream.DefaultAPIPrefix:
-		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, room)
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
 	case o.Domain != "":
-		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, room)
+		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
 	default:
-		pub, err = jetstream.New(js.Conn(), room)
+		pub, err = jetstream.New(js.Conn(), opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("events: relay publisher: %w", err)
@@ -358,10 +362,35 @@ type sentBatch struct {
 
 // commit waits for each sent batch's acknowledgement in order and records
 // the latest delivered batch in the store, at most every commitEvery while
-// more batches wait. A failed event ends the run (stop).
+// more batches wait. A failed event ends the run (stop). When the run ends
+// otherwise (Close, a lost lease), it still waits up to drainWait for the
+// events in flight and records them, so that a relay starting later, even
+// after the duplicate window, does not announce them again.
 func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.CancelCauseFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(drainWait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-wctx.Done():
+			}
+		case <-wctx.Done():
+		}
+	}()
 	var pending *bus.Delivery
 	var last time.Time
+	record := func() {
+		if err := r.feed.Delivered(wctx, *pending); err != nil {
+			r.log.Warn("record delivery failed", keyErr, err)
+			return
+		}
+		pending, last = nil, time.Now()
+	}
 	for b := range sent {
 		if b.last != nil {
 			select {
@@ -369,7 +398,7 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 			case err := <-b.last.Err():
 				stop(fmt.Errorf("events: publish event: %w", err))
 				return
-			case <-ctx.Done():
+			case <-wctx.Done():
 				return
 			}
 		}
@@ -377,16 +406,20 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 		if len(sent) > 0 && time.Since(last) < commitEvery {
 			continue // more acknowledged soon: record those
 		}
-		if err := r.feed.Delivered(ctx, *pending); err != nil && ctx.Err() == nil {
-			r.log.Warn("record delivery failed", keyErr, err)
-			continue
-		}
-		pending, last = nil, time.Now()
+		record()
 	}
-	if pending != nil && ctx.Err() == nil {
-		_ = r.feed.Delivered(ctx, *pending)
+	if pending != nil {
+		record()
 	}
 }
+
+// publishTimeout bounds the wait for one event's acknowledgement; past it
+// the relay starts over from its last delivery.
+const publishTimeout = 10 * time.Second
+
+// drainWait bounds how long a stopping relay waits for its events in
+// flight to be acknowledged.
+const drainWait = 2 * time.Second
 
 // commitEvery bounds how long a delivered batch waits to be recorded while
 // the relay is busy: writers start a session's change log afresh once its
