@@ -20,11 +20,12 @@ import (
 	"github.com/session-bus/session-bus/kvstore"
 )
 
-// slowFeed is a store's change feed read slowly: a relay on it falls
-// behind any write rate, as a relay on a starved machine would.
+// slowFeed is a store's change feed read slowly until released: a relay on
+// it falls behind any write rate, as a relay on a starved machine would.
 type slowFeed struct {
 	bus.ChangeFeed
 	perChange time.Duration
+	released  <-chan struct{}
 }
 
 func (f slowFeed) Follow(ctx context.Context, after uint64) (bus.ChangeCursor, error) {
@@ -32,20 +33,28 @@ func (f slowFeed) Follow(ctx context.Context, after uint64) (bus.ChangeCursor, e
 	if err != nil {
 		return nil, err
 	}
-	return slowCursor{ChangeCursor: c, perChange: f.perChange}, nil
+	return slowCursor{ChangeCursor: c, slowFeed: f}, nil
 }
 
 type slowCursor struct {
 	bus.ChangeCursor
-	perChange time.Duration
+	slowFeed
 }
 
 func (c slowCursor) Next(ctx context.Context) (bus.ChangeBatch, error) {
 	b, err := c.ChangeCursor.Next(ctx)
-	if err == nil {
-		err = retry.Sleep(ctx, time.Duration(len(b.Changes))*c.perChange)
+	if err != nil {
+		return b, err
 	}
-	return b, err
+	t := time.NewTimer(time.Duration(len(b.Changes)) * c.perChange)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.released:
+	case <-ctx.Done():
+		return b, ctx.Err()
+	}
+	return b, nil
 }
 
 // loadFor is how long TestRelay_ThrottledLosesNothing writes: 4 s, or
@@ -58,9 +67,10 @@ var loadFor = func() time.Duration {
 }()
 
 // TestRelay_ThrottledLosesNothing: writers go as fast as the bus lets them
-// while the relay is throttled to about 100 events/s, far below their rate,
-// for longer than the store's cover: 64 undelivered changes of the hot
-// session, and MaxEventLag (3 s here) for all. The store holds writes back
+// while the relay is throttled to about 10 events/s, far below their rate
+// on any machine, for longer than the store's cover: 64 undelivered changes
+// of the hot session, and MaxEventLag (3 s here) for all. Then the relay
+// runs at full speed. The store holds writes back
 // (ErrEventsBehind) instead of losing changes: every acknowledged change is
 // announced exactly once, in order per session.
 func TestRelay_ThrottledLosesNothing(t *testing.T) {
@@ -73,7 +83,8 @@ func TestRelay_ThrottledLosesNothing(t *testing.T) {
 	t.Cleanup(st.Close)
 	m, err := bus.New(st, "svc-a", time.Hour)
 	require.NoError(t, err)
-	e := &env{js: js, m: m, feed: slowFeed{ChangeFeed: st, perChange: 10 * time.Millisecond}}
+	released := make(chan struct{})
+	e := &env{js: js, m: m, feed: slowFeed{ChangeFeed: st, perChange: 100 * time.Millisecond, released: released}}
 	startRelay(t, e)
 	ch := collect(t, js)
 	ctx := context.Background()
@@ -89,7 +100,9 @@ func TestRelay_ThrottledLosesNothing(t *testing.T) {
 		mu.Unlock()
 	}
 	// retrying repeats a write the store held back or that lost a
-	// compare-and-set; any other error fails the test.
+	// compare-and-set, until the load's time is up (a held-back write
+	// wrote nothing); any other error fails the test.
+	t0 := time.Now()
 	retrying := func(write func() error) bool {
 		for {
 			err := write()
@@ -99,12 +112,11 @@ func TestRelay_ThrottledLosesNothing(t *testing.T) {
 			case !errors.Is(err, bus.ErrConflict):
 				return assert.NoError(t, err)
 			}
-			if retry.Sleep(ctx, 5*time.Millisecond) != nil {
+			if time.Since(t0) >= loadFor || retry.Sleep(ctx, 5*time.Millisecond) != nil {
 				return false
 			}
 		}
 	}
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -135,6 +147,7 @@ func TestRelay_ThrottledLosesNothing(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	close(released) // the relay catches up at full speed
 	t.Logf("%d changes acknowledged in %v, %d writes held back", len(acked), loadFor, refused.Load())
 	require.Positive(t, refused.Load(), "the relay fell behind past the store's cover")
 

@@ -32,7 +32,8 @@ type RelayConfig struct {
 	// standby takes over: the worst-case delay of events on failover.
 	// Default 3 s; at least 1 s.
 	LeaseTTL time.Duration
-	// MaxInFlight bounds the events published and not yet acknowledged.
+	// MaxInFlight bounds the events published and not yet acknowledged,
+	// in batches of up to 1,024 (at least three batches).
 	// Default 8192.
 	MaxInFlight int
 	// Logger, narrowed to component=events.relay. Default slog.Default().
@@ -58,8 +59,8 @@ func (c RelayConfig) validate() error {
 		return fmt.Errorf("%w: lease bucket name %q", ErrInvalidConfig, c.LeaseBucket)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("%w: lease TTL must be at least 1s", ErrInvalidConfig)
-	case c.MaxInFlight < 1 || c.MaxInFlight > 1<<20:
-		return fmt.Errorf("%w: max in flight must be 1..%d", ErrInvalidConfig, 1<<20)
+	case c.MaxInFlight < 3*feedBatchHint || c.MaxInFlight > 1<<20:
+		return fmt.Errorf("%w: max in flight must be %d..%d", ErrInvalidConfig, 3*feedBatchHint, 1<<20)
 	}
 	return c.Stream.validate()
 }
@@ -115,7 +116,7 @@ func NewRelay(feed bus.ChangeFeed, js jetstream.JetStream, cfg RelayConfig) (*Re
 // default an acknowledgement lost with its server is awaited forever).
 func withAsyncRoom(js jetstream.JetStream, n int) (jetstream.JetStream, error) {
 	opts := []jetstream.JetStreamOpt{
-		jetstream.WithPublishAsyncMaxPending(n + feedBatchHint),
+		jetstream.WithPublishAsyncMaxPending(n + feedBatchHint), // room for the batch being published
 		jetstream.WithPublishAsyncTimeout(publishTimeout),
 	}
 	o := js.Options()
@@ -304,7 +305,9 @@ func (r *Relay) relay(ctx context.Context) error {
 		return fmt.Errorf("events: follow changes: %w", err)
 	}
 	defer cur.Stop()
-	acked := make(chan sentBatch, r.cfg.MaxInFlight/feedBatchHint+1)
+	// Batches in flight: those queued, the one the committer awaits, the
+	// one being published.
+	acked := make(chan sentBatch, r.cfg.MaxInFlight/feedBatchHint-2)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -314,6 +317,15 @@ func (r *Relay) relay(ctx context.Context) error {
 	defer wg.Wait()
 	defer close(acked)
 	lastID := "" // the id of the last event published in this run
+	delivered := bus.Delivery{Position: start, AsOf: time.Now()}
+	hand := func(b sentBatch) error {
+		select {
+		case acked <- b:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	for {
 		b, err := cur.Next(ctx)
 		if err != nil {
@@ -322,8 +334,16 @@ func (r *Relay) relay(ctx context.Context) error {
 			}
 			return fmt.Errorf("events: read changes: %w", err)
 		}
-		sent := sentBatch{Delivery: bus.Delivery{Position: b.Through, AsOf: b.AsOf}, changes: len(b.Changes)}
-		for _, c := range b.Changes {
+		var last jetstream.PubAckFuture
+		for i, c := range b.Changes {
+			if i > 0 && i%feedBatchHint == 0 {
+				// A batch longer than that (change logs): hand over what
+				// is published, delivering nothing new yet, so the
+				// publishes in flight stay within MaxInFlight.
+				if err := hand(sentBatch{Delivery: delivered, last: last}); err != nil {
+					return err
+				}
+			}
 			if c.Repeat {
 				done, err := r.announced(ctx, c)
 				if err != nil {
@@ -338,26 +358,25 @@ func (r *Relay) relay(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			lastID, sent.last = ev.ID, f
+			lastID, last = ev.ID, f
 		}
-		select {
-		case acked <- sent:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		delivered = bus.Delivery{Position: b.Through, AsOf: b.AsOf}
+		if err := hand(sentBatch{Delivery: delivered, last: last}); err != nil {
+			return err
 		}
 	}
 }
 
-// feedBatchHint is the usual most changes of a batch, to size the queue of
-// batches awaiting acknowledgement by MaxInFlight.
+// feedBatchHint is the most changes of a batch (the feeds of kvstore and
+// bus.MemoryStore), to size the queue of batches awaiting acknowledgement
+// by MaxInFlight.
 const feedBatchHint = 1024
 
 // sentBatch is a batch whose events are published: delivered once its last
 // event (nil when it had none) is acknowledged.
 type sentBatch struct {
 	bus.Delivery
-	last    jetstream.PubAckFuture
-	changes int
+	last jetstream.PubAckFuture
 }
 
 // commit waits for each sent batch's acknowledgement in order and records
