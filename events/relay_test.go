@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,6 +17,7 @@ import (
 	"github.com/session-bus/session-bus/bus"
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/kvstore"
 )
 
 func TestRelay_EveryOp(t *testing.T) {
@@ -389,4 +391,82 @@ func TestRelay_CoreSubscribersSeeEventsLive(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, ev.Type)
 	}
+}
+
+// TestRelay_ForeignMessageMovesNothing: a message someone else puts at the
+// end of the events stream, even one dressed as the relay's (its message
+// id and source header), neither moves where a relay resumes nor breaks
+// the order of what it publishes next.
+func TestRelay_ForeignMessageMovesNothing(t *testing.T) {
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		r1 := startRelay(t, e)
+		ch := collect(t, e.js)
+		a, err := e.m.CreateSession(ctx, "ivy", "tok-a")
+		require.NoError(t, err)
+		require.Equal(t, a.SessionID, next(t, ch, natstest.Patience).SessionID)
+		require.NoError(t, r1.Close())
+
+		forged := nats.NewMsg(events.Subject(events.SessionCreated, a.SessionID))
+		forged.Data = []byte(`{"event_id":"kv-sessions-999999","type":"session.created","session_id":"` + a.SessionID + `","revision":999999}`)
+		forged.Header.Set(events.HeaderSourceSeq, "999999")
+		_, err = e.js.PublishMsg(ctx, forged, jetstream.WithMsgID("kv-sessions-999999"))
+		require.NoError(t, err)
+		require.Equal(t, uint64(999999), next(t, ch, natstest.Patience).Revision, "the forged event is on the stream")
+
+		b, err := e.m.CreateSession(ctx, "ivy", "tok-b")
+		require.NoError(t, err)
+		require.NoError(t, e.m.SetAttribute(ctx, a.SessionID, "k", "v"))
+		startRelay(t, e)
+		got := nextN(t, ch, 2, natstest.Patience)
+		assert.Equal(t, b.SessionID, got[0].SessionID)
+		assert.Equal(t, events.SessionCreated, got[0].Type)
+		assert.Equal(t, a.SessionID, got[1].SessionID)
+		assert.Equal(t, events.SessionUpdated, got[1].Type)
+		quiet(t, ch, 300*time.Millisecond)
+	})
+}
+
+// TestRelay_RepeatsAreLookedUp: after a restart a session's change log may
+// carry a change at or before where the relay resumes, which an earlier
+// relay may have announced. The relay looks it up on the events stream
+// instead of relying on the duplicate window (1 s here, long passed).
+func TestRelay_RepeatsAreLookedUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	st := e.feed.(*kvstore.Store)
+	ctx := context.Background()
+	cfg := testRelayConfig()
+	cfg.Stream.Duplicates = time.Second
+	start := func() *events.Relay {
+		r, err := events.NewRelay(e.feed, e.js, cfg)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(ctx))
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	r1 := start()
+	ch := collect(t, e.js)
+	s, err := e.m.CreateSession(ctx, "jay", "tok")
+	require.NoError(t, err)
+	require.Equal(t, s.Revision, next(t, ch, natstest.Patience).Revision)
+	require.NoError(t, r1.Close())
+
+	// A writer that has not seen the create delivered carries it in the
+	// update's log; the relay resumes right after the create.
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: s.Revision - 1, AsOf: time.Now()}))
+	st2, err := kvstore.New(ctx, e.js, kvstore.DefaultConfig())
+	require.NoError(t, err)
+	t.Cleanup(st2.Close)
+	m2, err := bus.New(st2, "svc-b", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, m2.SetAttribute(ctx, s.SessionID, "k", "v"))
+	require.NoError(t, st.Delivered(ctx, bus.Delivery{Position: s.Revision, AsOf: time.Now()}))
+	time.Sleep(1500 * time.Millisecond) // past the duplicate window: only the lookup can drop the create now
+
+	start()
+	ev := next(t, ch, natstest.Patience)
+	assert.Equal(t, events.SessionUpdated, ev.Type)
+	assert.Equal(t, "svc-b", ev.ServiceID)
+	quiet(t, ch, 500*time.Millisecond)
 }
