@@ -43,8 +43,12 @@
 // and the chain holds because duplicates do not move it. After a restart a
 // feed may repeat changes at or before the delivery it resumes from
 // (kvstore: a session's change log, below); the relay looks up the
-// session's last stored event and publishes only what is newer, so exactly
-// once does not depend on the duplicate window.
+// session's last stored event and publishes only what is newer, rather than
+// rely on the duplicate window. A stopping relay waits for its events in
+// flight and records them; a relay killed mid-flight leaves a few
+// milliseconds of published events unrecorded, which its successor
+// publishes again and the duplicate window drops (a successor starting
+// more than the window later announces them twice, with the same ids).
 //
 // Expiry: kvstore announces the l. index entry's MaxAge marker (the server
 // writes it 0 to 250 ms after the key's TTL ends); the manager sets capped
