@@ -40,7 +40,16 @@ type ChangeFeed interface {
 	// LastDelivered returns the latest Delivery recorded; ok is false when
 	// none was. It is where a reader taking over resumes.
 	LastDelivered(ctx context.Context) (d Delivery, ok bool, err error)
+	// StartDelivery records d only when no delivery is recorded yet, and
+	// returns the one recorded: a first reader's start, so that two readers
+	// starting at once agree and neither moves the other's position on.
+	StartDelivery(ctx context.Context, d Delivery) (Delivery, error)
 }
+
+// MaxChangeBatch is the most changes a ChangeBatch of bus's and kvstore's
+// feeds holds, except that a kvstore change log travels whole with its
+// record.
+const MaxChangeBatch = 1024
 
 // ChangeCursor yields a [ChangeFeed]'s changes.
 type ChangeCursor interface {

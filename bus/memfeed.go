@@ -13,12 +13,9 @@ import (
 // reader: past it, writes are refused with ErrEventsBehind.
 const defaultOutboxLimit = 100_000
 
-// feedBatch bounds the changes one Next returns, and feedQuiet is how long
-// Next waits before it reports a quiet spell with an empty batch.
-const (
-	feedBatch = 1024
-	feedQuiet = time.Second
-)
+// feedQuiet is how long Next waits before it reports a quiet spell with an
+// empty batch.
+const feedQuiet = time.Second
 
 // memFeed is a MemoryStore's outbox: the changes its reader has not
 // delivered, in order. Guarded by the store's mu.
@@ -99,6 +96,17 @@ func (st *MemoryStore) Delivered(_ context.Context, d Delivery) error {
 	return nil
 }
 
+// StartDelivery implements [ChangeFeed].
+func (st *MemoryStore) StartDelivery(ctx context.Context, d Delivery) (Delivery, error) {
+	st.mu.Lock()
+	known, cur := st.feed.reader, st.feed.delivered
+	st.mu.Unlock()
+	if known {
+		return cur, nil
+	}
+	return d, st.Delivered(ctx, d)
+}
+
 // LastDelivered implements [ChangeFeed].
 func (st *MemoryStore) LastDelivered(context.Context) (Delivery, bool, error) {
 	st.mu.Lock()
@@ -125,7 +133,7 @@ func (c *memCursor) Next(ctx context.Context) (ChangeBatch, error) {
 		nextExpiry := st.expireDue(now)
 		out := st.feed.outbox
 		i := sort.Search(len(out), func(i int) bool { return out[i].Seq > c.pos })
-		n := min(len(out)-i, feedBatch)
+		n := min(len(out)-i, MaxChangeBatch)
 		if n > 0 {
 			b := ChangeBatch{Changes: slices.Clone(out[i : i+n]), Through: out[i+n-1].Seq, AsOf: now}
 			if i+n < len(out) {

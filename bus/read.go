@@ -47,6 +47,11 @@ func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) 
 		return s, nil // another writer got there first; it touched or will
 	case errors.Is(err, ErrSessionNotFound):
 		return nil, ErrSessionNotFound
+	case errors.Is(err, ErrEventsBehind):
+		// The session has many undelivered changes: the read still
+		// serves; the store says why on every write it holds back.
+		m.log.Debug("touch held back", keySessionID, id, keyErr, err)
+		return s, nil
 	default:
 		m.log.Warn("touch failed", keySessionID, id, keyErr, err)
 		return s, nil

@@ -63,13 +63,15 @@
 // change log of the session's changes the relay has not delivered yet, an
 // outbox inside the write itself (no second write, no crash window). A
 // write whose predecessor the relay has delivered starts the log afresh.
-// The store refuses a write with bus.ErrEventsBehind (503 events_behind)
-// rather than lose a change: when a session would carry more than 64
-// undelivered changes, and when the relay's deliveries are older than
-// kvstore's MaxEventLag (default 30 s, shorter than delete markers and
-// idle timeouts live). What can still be lost: a change made within
-// MaxEventLag before its session expires, while no relay delivers (the
-// expiry takes the record, and its log, with it).
+// The store refuses a create or update with bus.ErrEventsBehind (503
+// events_behind) rather than lose a change: when a session would carry
+// more than 64 undelivered changes, and, except for touches, when the
+// relay's deliveries are older than kvstore's MaxEventLag (default 30 s).
+// A delete is never refused. A record outlives its session by twice
+// MaxEventLag, so its changes reach a relay that lags; delete markers live
+// MarkerTTL (1 h). What can still be lost: the changes of a session whose
+// record expires while no relay delivers for longer than that (a relay
+// outage of over a minute by default, writes having stopped after 30 s).
 //
 // # Listening
 //

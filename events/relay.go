@@ -153,13 +153,10 @@ func (r *Relay) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.events, r.lease, r.started = events, l, true
-	if _, ok, err := r.feed.LastDelivered(ctx); err != nil || !ok {
-		if _, err := r.startPoint(ctx); err != nil {
-			r.started = false
-			return err
-		}
+	if _, err := r.resumePoint(ctx, events); err != nil {
+		return err
 	}
+	r.events, r.lease, r.started = events, l, true
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -220,19 +217,27 @@ func (r *Relay) run(ctx context.Context) {
 		}
 		if ok {
 			r.setActive(true)
+			began := time.Now()
 			err := r.lead(ctx)
 			r.setActive(false)
 			if ctx.Err() != nil {
 				return
 			}
 			r.log.Warn("relay stepped down; it resumes from the last delivery", keyErr, err)
+			// Hand the lease back, so that this relay or a standby takes
+			// over after the backoff rather than after the lease's TTL.
+			releaseCtx, cancel := context.WithTimeout(ctx, r.cfg.LeaseTTL)
+			r.lease.release(releaseCtx)
+			cancel()
+			if time.Since(began) > time.Minute {
+				failures = 0 // it ran well for a while: start the backoff over
+			}
 			failures++
 			if err := retry.Sleep(ctx, backoff(failures)); err != nil {
 				return
 			}
 			continue
 		}
-		failures = 0
 		select {
 		case <-ctx.Done():
 			return
@@ -296,11 +301,11 @@ func (r *Relay) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
 func (r *Relay) relay(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	start, err := r.resumePoint(ctx)
+	delivered, err := r.resumePoint(ctx, r.events)
 	if err != nil {
 		return err
 	}
-	cur, err := r.feed.Follow(ctx, start)
+	cur, err := r.feed.Follow(ctx, delivered.Position)
 	if err != nil {
 		return fmt.Errorf("events: follow changes: %w", err)
 	}
@@ -317,7 +322,6 @@ func (r *Relay) relay(ctx context.Context) error {
 	defer wg.Wait()
 	defer close(acked)
 	lastID := "" // the id of the last event published in this run
-	delivered := bus.Delivery{Position: start, AsOf: time.Now()}
 	hand := func(b sentBatch) error {
 		select {
 		case acked <- b:
@@ -345,6 +349,18 @@ func (r *Relay) relay(ctx context.Context) error {
 				}
 			}
 			if c.Repeat {
+				// Look it up only once every event before it is stored:
+				// one still in flight would not be found.
+				flushed := make(chan struct{})
+				if err := hand(sentBatch{Delivery: delivered, last: last, acked: flushed}); err != nil {
+					return err
+				}
+				select {
+				case <-flushed:
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+				last = nil
 				done, err := r.announced(ctx, c)
 				if err != nil {
 					return err
@@ -367,16 +383,16 @@ func (r *Relay) relay(ctx context.Context) error {
 	}
 }
 
-// feedBatchHint is the most changes of a batch (the feeds of kvstore and
-// bus.MemoryStore), to size the queue of batches awaiting acknowledgement
-// by MaxInFlight.
-const feedBatchHint = 1024
+// feedBatchHint is the most changes of a batch, to size the queue of
+// batches awaiting acknowledgement by MaxInFlight.
+const feedBatchHint = bus.MaxChangeBatch
 
 // sentBatch is a batch whose events are published: delivered once its last
 // event (nil when it had none) is acknowledged.
 type sentBatch struct {
 	bus.Delivery
-	last jetstream.PubAckFuture
+	last  jetstream.PubAckFuture
+	acked chan struct{} // closed once last is acknowledged; may be nil
 }
 
 // commit waits for each sent batch's acknowledgement in order and records
@@ -416,10 +432,19 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 			case <-b.last.Ok():
 			case err := <-b.last.Err():
 				stop(fmt.Errorf("events: publish event: %w", err))
+				if pending != nil {
+					r.recordFinal(*pending)
+				}
 				return
 			case <-wctx.Done():
+				if pending != nil {
+					r.recordFinal(*pending)
+				}
 				return
 			}
+		}
+		if b.acked != nil {
+			close(b.acked)
 		}
 		pending = &b.Delivery
 		if len(sent) > 0 && time.Since(last) < commitEvery {
@@ -428,7 +453,17 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 		record()
 	}
 	if pending != nil {
-		record()
+		r.recordFinal(*pending)
+	}
+}
+
+// recordFinal records a delivery when the run's context is over: what was
+// acknowledged is delivered, and a successor need not announce it again.
+func (r *Relay) recordFinal(d bus.Delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.feed.Delivered(ctx, d); err != nil {
+		r.log.Warn("record delivery failed", keyErr, err)
 	}
 }
 
@@ -497,59 +532,54 @@ func EventID(source string, seq uint64) string {
 	return "kv-" + source + "-" + strconv.FormatUint(seq, 10)
 }
 
-// resumePoint is where this run reads on from: the store's last recorded
-// delivery (see startPoint for a store no relay has delivered from).
-func (r *Relay) resumePoint(ctx context.Context) (uint64, error) {
+// resumePoint is where a run reads on from: the store's last recorded
+// delivery. A store no relay has delivered from yet starts at its head (old
+// changes are not announced), or, when a version that kept its checkpoint in
+// the events stream relayed it, after the last event that version stored;
+// that start is recorded create-only, so relays starting at once agree.
+// Start calls it, so that every change after Start returns is announced.
+func (r *Relay) resumePoint(ctx context.Context, events jetstream.Stream) (bus.Delivery, error) {
 	d, ok, err := r.feed.LastDelivered(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("events: read delivery: %w", err)
+		return d, fmt.Errorf("events: read delivery: %w", err)
 	}
-	if !ok {
-		return r.startPoint(ctx)
+	if ok {
+		return d, nil
 	}
-	return d.Position, nil
-}
-
-// startPoint records where relaying starts in a store no relay has
-// delivered from yet: its head (old changes are not announced), or, for a
-// store last relayed by a version that kept its checkpoint in the events
-// stream, after the last event that version stored. Start calls it, so
-// that every change after Start returns is announced.
-func (r *Relay) startPoint(ctx context.Context) (uint64, error) {
-	pos, ok, err := r.legacyCheckpoint(ctx)
+	pos, ok, err := legacyCheckpoint(ctx, events, r.cfg.Bucket)
 	if err != nil {
-		return 0, err
+		return d, err
 	}
 	if !ok {
 		if pos, err = r.feed.Head(ctx); err != nil {
-			return 0, fmt.Errorf("events: read head: %w", err)
+			return d, fmt.Errorf("events: read head: %w", err)
 		}
 	}
-	if err := r.feed.Delivered(ctx, bus.Delivery{Position: pos, AsOf: time.Now()}); err != nil {
-		return 0, fmt.Errorf("events: record delivery: %w", err)
+	if d, err = r.feed.StartDelivery(ctx, bus.Delivery{Position: pos, AsOf: time.Now()}); err != nil {
+		return d, fmt.Errorf("events: record delivery: %w", err)
 	}
-	return pos, nil
+	return d, nil
 }
 
 // legacyCheckpoint reads the checkpoint of relays before the change feed:
 // the HeaderSourceSeq of the last event, when that event is one of ours
 // (its message id names this store).
-func (r *Relay) legacyCheckpoint(ctx context.Context) (uint64, bool, error) {
-	info, err := r.events.Info(ctx)
+func legacyCheckpoint(ctx context.Context, events jetstream.Stream, bucket string) (uint64, bool, error) {
+	info, err := events.Info(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("events: read checkpoint: %w", err)
 	}
 	if info.State.LastSeq == 0 {
 		return 0, false, nil
 	}
-	m, err := r.events.GetMsg(ctx, info.State.LastSeq)
+	m, err := events.GetMsg(ctx, info.State.LastSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("events: read checkpoint: %w", err)
 	}
-	if !strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "kv-"+r.cfg.Bucket+"-") {
+	if !strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "kv-"+bucket+"-") {
 		return 0, false, nil
 	}
 	seq, err := strconv.ParseUint(m.Header.Get(HeaderSourceSeq), 10, 64)

@@ -231,11 +231,9 @@ func TestRelay_RestartLosesAndDoublesNothing(t *testing.T) {
 	// While no relay runs: one change per key (the bucket keeps one
 	// revision per key, see doc.go): a is deleted, b expires, c is created.
 	require.NoError(t, e.m.DeleteSession(ctx, a.SessionID))
-	kv, err := e.js.KeyValue(ctx, "sessions")
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { // read raw: a bus read would extend b
-		_, err := kv.Get(ctx, "s."+b.SessionID)
-		return errors.Is(err, jetstream.ErrKeyNotFound)
+	require.Eventually(t, func() bool { // read the store: a bus read would extend b
+		_, err := e.feed.(bus.Store).GetSession(ctx, b.SessionID)
+		return errors.Is(err, bus.ErrSessionNotFound)
 	}, natstest.Patience, 20*time.Millisecond)
 	c, err := e.m.CreateSession(ctx, "dave", "tok-c")
 	require.NoError(t, err)
@@ -469,4 +467,48 @@ func TestRelay_RepeatsAreLookedUp(t *testing.T) {
 	assert.Equal(t, events.SessionUpdated, ev.Type)
 	assert.Equal(t, "svc-b", ev.ServiceID)
 	quiet(t, ch, 500*time.Millisecond)
+}
+
+// failingDelivery is a store's feed whose LastDelivered fails once.
+type failingDelivery struct {
+	bus.ChangeFeed
+	failed bool
+}
+
+func (f *failingDelivery) LastDelivered(ctx context.Context) (bus.Delivery, bool, error) {
+	if !f.failed {
+		f.failed = true
+		return bus.Delivery{}, false, errors.New("read failed")
+	}
+	return f.ChangeFeed.LastDelivered(ctx)
+}
+
+// TestRelay_StartFailsRatherThanSkip: a relay that cannot read where the
+// last one stopped fails to start; it never records a start of its own
+// over it (which would skip the changes in between).
+func TestRelay_StartFailsRatherThanSkip(t *testing.T) {
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		r1 := startRelay(t, e)
+		ch := collect(t, e.js)
+		_, err := e.m.CreateSession(ctx, "kim", "tok-a")
+		require.NoError(t, err)
+		next(t, ch, natstest.Patience)
+		require.NoError(t, r1.Close())
+		before, ok, err := e.feed.LastDelivered(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+
+		b, err := e.m.CreateSession(ctx, "kim", "tok-b")
+		require.NoError(t, err)
+		r2, err := events.NewRelay(&failingDelivery{ChangeFeed: e.feed}, e.js, testRelayConfig())
+		require.NoError(t, err)
+		require.Error(t, r2.Start(ctx))
+		after, _, err := e.feed.LastDelivered(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, before.Position, after.Position, "the delivery did not move")
+
+		startRelay(t, e)
+		assert.Equal(t, b.SessionID, next(t, ch, natstest.Patience).SessionID)
+	})
 }

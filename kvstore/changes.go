@@ -107,8 +107,22 @@ func (l changeLog) next(d delivery, unbounded bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("kvstore: encode change log: %w", err)
 	}
+	if len(out) > maxLogBytes {
+		// Many long attribute keys: drop them (they only inform), keep
+		// every change.
+		for i := range entries {
+			entries[i].Keys = nil
+		}
+		if out, err = json.Marshal(entries); err != nil {
+			return "", fmt.Errorf("kvstore: encode change log: %w", err)
+		}
+	}
 	return string(out), nil
 }
+
+// maxLogBytes bounds a change log with its attribute keys; past it the
+// keys are left out (65 entries without keys take about 5 KiB).
+const maxLogBytes = 16 << 10
 
 func parseLog(v string) ([]logEntry, error) {
 	if v == "" {
@@ -129,7 +143,9 @@ func changeHeader(c bus.Change, log string) nats.Header {
 		h.Set(headerLog, log)
 	}
 	h.Set(headerOp, string(c.Op))
-	h.Set(headerService, c.Service)
+	if bus.ValidateServiceID(c.Service) == nil { // never a raw header from an unchecked caller
+		h.Set(headerService, c.Service)
+	}
 	if c.Reason != "" {
 		h.Set(headerReason, c.Reason)
 	}

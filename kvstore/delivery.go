@@ -29,9 +29,10 @@ type delivery struct {
 // reader has delivered within milliseconds: a write whose predecessor is
 // delivered starts its change log afresh (see changeLog.next).
 type deliveryWatch struct {
-	cur     atomic.Pointer[delivery]
-	watcher jetstream.KeyWatcher
-	done    chan struct{}
+	cur      atomic.Pointer[delivery]
+	lastRead atomic.Int64 // unix nanoseconds of the last direct read (admit)
+	watcher  jetstream.KeyWatcher
+	done     chan struct{}
 }
 
 // watchDelivery starts the watch and waits for the current value.
@@ -77,6 +78,18 @@ func (dw *deliveryWatch) apply(e jetstream.KeyValueEntry) {
 	if json.Unmarshal(e.Value(), &d) != nil {
 		return
 	}
+	dw.set(d)
+}
+
+// recheck reports whether a direct read of the delivery record is due: at
+// most one a second.
+func (dw *deliveryWatch) recheck(now time.Time) bool {
+	last := dw.lastRead.Load()
+	return now.UnixNano()-last >= int64(time.Second) && dw.lastRead.CompareAndSwap(last, now.UnixNano())
+}
+
+// set takes d unless a later delivery is known already.
+func (dw *deliveryWatch) set(d bus.Delivery) {
 	for {
 		cur := dw.cur.Load()
 		if cur.known && d.Position < cur.Position {
@@ -96,11 +109,21 @@ func (dw *deliveryWatch) stop() {
 }
 
 // admit refuses a write while the reader lags further behind than the
-// store can keep changes for: a delete marker lives MarkerTTL, a session
-// its idle timeout. Before any reader reports, every write is admitted.
-func (st *Store) admit(now time.Time) (delivery, error) {
+// store can keep changes for (see recordTTL). Before any reader reports,
+// every write is admitted. Before refusing, it reads the delivery record
+// itself (at most once a second), in case the watch fell behind or died.
+func (st *Store) admit(ctx context.Context, now time.Time) (delivery, error) {
 	d := st.delivered.get()
-	if d.known && now.Sub(d.AsOf) > st.maxEventLag {
+	if !d.known || now.Sub(d.AsOf) <= st.maxEventLag {
+		return d, nil
+	}
+	if st.delivered.recheck(now) {
+		if fresh, ok, err := st.LastDelivered(ctx); err == nil && ok {
+			st.delivered.set(fresh)
+			d = st.delivered.get()
+		}
+	}
+	if now.Sub(d.AsOf) > st.maxEventLag {
 		return d, fmt.Errorf("%w: events are delivered up to %s ago (bound %s)", bus.ErrEventsBehind,
 			now.Sub(d.AsOf).Round(time.Millisecond), st.maxEventLag)
 	}
@@ -117,6 +140,26 @@ func (st *Store) Delivered(ctx context.Context, d bus.Delivery) error {
 		return fmt.Errorf("kvstore: record delivery: %w", err)
 	}
 	return nil
+}
+
+// StartDelivery implements bus.ChangeFeed: a create of deliveryKey.
+func (st *Store) StartDelivery(ctx context.Context, d bus.Delivery) (bus.Delivery, error) {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return bus.Delivery{}, fmt.Errorf("kvstore: record delivery: %w", err)
+	}
+	_, err = st.sessions.Create(ctx, deliveryKey, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		cur, ok, err := st.LastDelivered(ctx)
+		if err == nil && !ok {
+			err = fmt.Errorf("kvstore: read delivery: %w", bus.ErrUnavailable) // created, then deleted
+		}
+		return cur, err
+	}
+	if err != nil {
+		return bus.Delivery{}, fmt.Errorf("kvstore: record delivery: %w", err)
+	}
+	return d, nil
 }
 
 // LastDelivered implements bus.ChangeFeed.

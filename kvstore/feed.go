@@ -25,7 +25,7 @@ import (
 // waits before reporting a quiet spell, how many messages wait read ahead,
 // and how many sessions a cursor remembers to drop changes it yielded.
 const (
-	feedBatch    = 1024
+	feedBatch    = bus.MaxChangeBatch
 	feedQuiet    = time.Second
 	feedReadMore = 4096
 	feedSeen     = 100_000
@@ -60,8 +60,8 @@ func (st *Store) Follow(ctx context.Context, after uint64) (bus.ChangeCursor, er
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: follow changes: %w", err)
 	}
-	c := &cursor{st: st, it: it, msgs: make(chan jetstream.Msg, feedReadMore), done: make(chan struct{}),
-		through: after, floor: after, seen: make(map[string]uint64)}
+	c := &cursor{st: st, cons: cons, it: it, msgs: make(chan jetstream.Msg, feedReadMore), done: make(chan struct{}),
+		through: after, asOf: time.Now(), floor: after, seen: make(map[string]uint64)}
 	go c.pump()
 	return c, nil
 }
@@ -69,6 +69,7 @@ func (st *Store) Follow(ctx context.Context, after uint64) (bus.ChangeCursor, er
 // cursor yields the changes of the bucket's stream after a position.
 type cursor struct {
 	st   *Store
+	cons jetstream.Consumer
 	it   jetstream.MessagesContext
 	msgs chan jetstream.Msg
 	done chan struct{} // closed when pump stops; err says why
@@ -108,8 +109,12 @@ func (c *cursor) Next(ctx context.Context) (bus.ChangeBatch, error) {
 	case <-c.done:
 		return b, c.pumpErr()
 	case <-quiet.C:
-		// Nothing arrived: the ordered consumer would have pushed a change.
-		return bus.ChangeBatch{Through: c.through, AsOf: time.Now()}, nil
+		// Nothing arrived. Caught up, unless the consumer stalled with
+		// changes pending: then the lag stays what it was.
+		if info, err := c.cons.Info(ctx); err == nil && info.NumPending == 0 && len(c.msgs) == 0 {
+			c.asOf = time.Now()
+		}
+		return bus.ChangeBatch{Through: c.through, AsOf: c.asOf}, nil
 	case msg := <-c.msgs:
 		b.Changes = c.add(b.Changes, msg)
 	}

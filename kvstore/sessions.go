@@ -54,7 +54,7 @@ func rev(n uint64) *uint64 { return &n }
 // than the grace whose record is missing is a crash's leftover for sure.
 func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
 	started := time.Now()
-	if _, err := st.admit(started); err != nil {
+	if _, err := st.admit(ctx, started); err != nil {
 		return 0, fmt.Errorf("kvstore: create session: %w", err)
 	}
 	data, err := encodeSession(s)
@@ -87,7 +87,7 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		st.withdraw(ctx, index, revs, errs)
 		return 0, fmt.Errorf("kvstore: create session: %w: index writes took over %v", bus.ErrUnavailable, st.orphanGrace/2)
 	}
-	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, ""), ttl: ttl,
+	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, ""), ttl: st.recordTTL(ttl),
 		expect: rev(c.Claim), expectKey: fenceKey(s.LoginID)}
 	for attempt := 0; ; attempt++ {
 		r, err := st.publish(ctx, record)
@@ -182,7 +182,20 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 		}
 		st.records.put(s, readLog(msg.Header, msg.Sequence, msg.Time))
 	}
+	if !s.ExpiresAt.After(time.Now()) { // the record outlives the session (recordTTL)
+		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
+	}
 	return s, nil
+}
+
+// recordTTL is the TTL of a session record whose session ends after ttl:
+// at least twice MaxEventLag, so that a record, and the change log it
+// carries, outlives any lag the store admits writes under (the feed's
+// reader reads it after its session ended, if need be). The session still
+// ends at its ExpiresAt: reads check it, and its expiry is announced from
+// the login index entry, whose TTL is the session's.
+func (st *Store) recordTTL(ttl time.Duration) time.Duration {
+	return max(ttl, 2*st.maxEventLag)
 }
 
 // changeLogOf returns the change log of revision rev of a session, which
@@ -204,16 +217,19 @@ func (st *Store) changeLogOf(ctx context.Context, id string, rev uint64) (change
 	return readLog(msg.Header, msg.Sequence, msg.Time), nil
 }
 
-// nextLog is the change log for a write replacing revision rev of a session,
-// or why the write must not happen (bus.ErrEventsBehind, a conflict). A
-// delete is never held back: a logout must always take effect, its
-// message is never read again (so its log has no bound), and its marker
-// outlives any lag the store admits (MarkerTTL).
-func (st *Store) nextLog(ctx context.Context, id string, rev uint64, now time.Time, del bool) (string, error) {
+// nextLog is the change log for a write making change c to revision rev of
+// a session, or why the write must not happen (bus.ErrEventsBehind, a
+// conflict). A delete is never held back: a logout must always take
+// effect, its message is never read again (so its log has no bound), and
+// its marker outlives any lag the store admits (MarkerTTL). A touch is not
+// held back by the reader's lag, so that sessions in use stay alive while
+// the relay is down: its record lives the session's idle timeout.
+func (st *Store) nextLog(ctx context.Context, id string, rev uint64, now time.Time, c bus.Change) (string, error) {
+	del := c.Op == bus.OpDeleted
 	d := st.delivered.get()
-	if !del {
+	if !del && c.Op != bus.OpRefreshed {
 		var err error
-		if d, err = st.admit(now); err != nil {
+		if d, err = st.admit(ctx, now); err != nil {
 			return "", err
 		}
 	}
@@ -246,7 +262,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 	if !s.ExpiresAt.After(now) {
 		return 0, fmt.Errorf("kvstore: update session: %w", bus.ErrSessionNotFound)
 	}
-	log, err := st.nextLog(ctx, s.SessionID, s.Revision, now, false)
+	log, err := st.nextLog(ctx, s.SessionID, s.Revision, now, c)
 	if err != nil {
 		return 0, fmt.Errorf("kvstore: update session: %w", err)
 	}
@@ -255,7 +271,7 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 		return 0, err
 	}
 	ttl := ttlUntil(s.ExpiresAt, now)
-	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, log), ttl: ttl, expect: rev(s.Revision)})
+	newRev, err := st.publish(ctx, write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, log), ttl: st.recordTTL(ttl), expect: rev(s.Revision)})
 	if errors.Is(err, bus.ErrConflict) {
 		// Gone (deleted or expired) is not a conflict: the caller must not retry.
 		if _, gerr := st.liveMsg(ctx, sessionKey(s.SessionID)); errors.Is(gerr, jetstream.ErrMsgNotFound) {
@@ -287,11 +303,15 @@ func (st *Store) UpdateSession(ctx context.Context, s *bus.Session, c bus.Change
 // delete message (one event); index entries are purged after. Purges carry
 // a marker TTL so nothing is left behind forever.
 func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change) error {
+	c.Op = bus.OpDeleted
 	cur := s.Revision
 	for {
-		log, err := st.nextLog(ctx, s.SessionID, cur, time.Now(), true)
+		if !s.ExpiresAt.After(time.Now()) {
+			return nil // it expired: its login index entry's expiry announces it
+		}
+		log, err := st.nextLog(ctx, s.SessionID, cur, time.Now(), c)
 		if errors.Is(err, bus.ErrSessionNotFound) {
-			break // someone else deleted it, or it expired
+			return nil // someone else deleted it (and purges its index entries), or it expired
 		}
 		if err == nil {
 			h := changeHeader(c, log)
@@ -306,7 +326,7 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		fresh, gerr := st.GetSession(ctx, s.SessionID)
 		if errors.Is(gerr, bus.ErrSessionNotFound) {
-			break // someone else deleted it, or it expired
+			return nil // someone else deleted it, or it expired
 		}
 		if gerr != nil {
 			return fmt.Errorf("kvstore: delete session: %w", gerr)

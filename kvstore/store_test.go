@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +34,11 @@ func TestStore_NothingOutlivesItsSession(t *testing.T) {
 		t.Skip("waits for TTLs")
 	}
 	t.Parallel()
-	st := newStore(t)
+	cfg := kvstore.DefaultConfig()
+	cfg.MaxEventLag = time.Second // records outlive their sessions by twice that
+	st, err := kvstore.New(context.Background(), natstest.JetStream(t, natstest.RunServer(t)), cfg)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
 	m, err := bus.New(st, "svc", 2*time.Second, bus.WithFenceTTL(time.Second))
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -325,4 +330,46 @@ func TestStore_RefusedCreateWritesNoRecord(t *testing.T) {
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("$KV.sessions.s.>"))
 	require.NoError(t, err)
 	assert.Len(t, info.State.Subjects, 1, "one session record ever written")
+}
+
+// TestStore_ChangesOutliveTheirSession: a session that ends while the
+// feed's reader lags keeps its record, and the changes it carries, for
+// twice MaxEventLag: a reader that catches up after the session expired
+// still gets its create and update, then its expiry.
+func TestStore_ChangesOutliveTheirSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for expiry")
+	}
+	t.Parallel()
+	cfg := kvstore.DefaultConfig()
+	cfg.MaxEventLag = 3 * time.Second
+	st := reopenDelivered(t, cfg, time.Now())
+	ctx := context.Background()
+	start, err := st.Head(ctx)
+	require.NoError(t, err)
+	m, err := bus.New(st, "svc", time.Second)
+	require.NoError(t, err)
+	s, err := m.CreateSession(ctx, "u", "tok")
+	require.NoError(t, err)
+	require.NoError(t, m.SetAttribute(ctx, s.SessionID, "k", "v"))
+	require.Eventually(t, func() bool { // ended, as a read sees it
+		_, err := st.GetSession(ctx, s.SessionID)
+		return errors.Is(err, bus.ErrSessionNotFound)
+	}, natstest.Patience, 50*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the login entry's expiry marker is written meanwhile
+
+	cur, err := st.Follow(ctx, start)
+	require.NoError(t, err)
+	t.Cleanup(cur.Stop)
+	var ops []bus.ChangeOp
+	for !slices.Contains(ops, bus.OpExpired) {
+		b, err := cur.Next(ctx)
+		require.NoError(t, err)
+		for _, c := range b.Changes {
+			if c.SessionID == s.SessionID {
+				ops = append(ops, c.Op)
+			}
+		}
+	}
+	assert.Equal(t, []bus.ChangeOp{bus.OpCreated, bus.OpUpdated, bus.OpExpired}, ops)
 }
