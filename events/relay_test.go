@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,4 +512,39 @@ func TestRelay_StartFailsRatherThanSkip(t *testing.T) {
 		startRelay(t, e)
 		assert.Equal(t, b.SessionID, next(t, ch, natstest.Patience).SessionID)
 	})
+}
+
+// TestRelay_OverlappingRelaysBurst: two relays active at once (each with a
+// lease bucket of its own) under a burst that keeps both pipelines full:
+// every change is announced once, in order per session.
+func TestRelay_OverlappingRelaysBurst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	ctx := context.Background()
+	cfg1, cfg2 := testRelayConfig(), testRelayConfig()
+	cfg1.LeaseBucket, cfg2.LeaseBucket = "lease-1", "lease-2"
+	for _, cfg := range []events.RelayConfig{cfg1, cfg2} {
+		r, err := events.NewRelay(e.feed, e.js, cfg)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(ctx))
+		t.Cleanup(func() { _ = r.Close() })
+		require.Eventually(t, r.Active, natstest.Patience, 10*time.Millisecond)
+	}
+	ch := collect(t, e.js)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				s, err := e.m.CreateSession(ctx, fmt.Sprint("w", w), fmt.Sprint("w", w, "-", i))
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "k", "v"))
+			}
+		})
+	}
+	wg.Wait()
+	got := nextN(t, ch, 400, natstest.Patience)
+	requireOrderedOnce(t, got)
+	quiet(t, ch, 300*time.Millisecond)
 }
