@@ -78,6 +78,10 @@ type Delivery struct {
 	Position uint64 `json:"position"`
 	// AsOf: every change recorded before this time is delivered.
 	AsOf time.Time `json:"as_of"`
+	// Mark is the reader's own, opaque to the store: where its output
+	// stood when it recorded this (the event relay: the events stream's
+	// last sequence, so that a successor knows what was published after).
+	Mark uint64 `json:"mark,omitempty"`
 }
 
 // ChangeRecord is one change of one session, as a [ChangeFeed] yields it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -305,6 +306,10 @@ func (r *Relay) relay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stored, err := r.storedSince(ctx, delivered.Mark)
+	if err != nil {
+		return err
+	}
 	cur, err := r.feed.Follow(ctx, delivered.Position)
 	if err != nil {
 		return fmt.Errorf("events: follow changes: %w", err)
@@ -370,13 +375,16 @@ func (r *Relay) relay(ctx context.Context) error {
 				}
 			}
 			ev := r.event(c)
+			if _, ok := stored[ev.ID]; ok {
+				continue // published after the last delivery was recorded
+			}
 			f, err := r.publishAsync(ev, lastID)
 			if err != nil {
 				return err
 			}
 			lastID, last = ev.ID, f
 		}
-		delivered = bus.Delivery{Position: b.Through, AsOf: b.AsOf}
+		delivered = bus.Delivery{Position: b.Through, AsOf: b.AsOf, Mark: delivered.Mark}
 		if err := hand(sentBatch{Delivery: delivered, last: last}); err != nil {
 			return err
 		}
@@ -426,10 +434,12 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 		}
 		pending, last = nil, time.Now()
 	}
+	var mark uint64 = math.MaxUint64 // unknown until an acknowledgement: keep the recorded one
 	for b := range sent {
 		if b.last != nil {
 			select {
-			case <-b.last.Ok():
+			case ack := <-b.last.Ok():
+				mark = ack.Sequence
 			case err := <-b.last.Err():
 				stop(fmt.Errorf("events: publish event: %w", err))
 				if pending != nil {
@@ -445,6 +455,9 @@ func (r *Relay) commit(ctx context.Context, sent <-chan sentBatch, stop context.
 		}
 		if b.acked != nil {
 			close(b.acked)
+		}
+		if mark != math.MaxUint64 {
+			b.Mark = mark
 		}
 		pending = &b.Delivery
 		if len(sent) > 0 && time.Since(last) < commitEvery {
@@ -497,6 +510,54 @@ func (r *Relay) publishAsync(ev Event, prev string) (jetstream.PubAckFuture, err
 		return nil, fmt.Errorf("events: publish event: %w", err)
 	}
 	return f, nil
+}
+
+// storedSince returns the ids of the events stored on the events stream
+// after sequence mark: what a relay published after it last recorded a
+// delivery (it was killed, or another relay overlapped it). The run skips
+// them, so it publishes no duplicate, which would break its chain of
+// expected ids, and announces nothing twice however long ago they were
+// published.
+func (r *Relay) storedSince(ctx context.Context, mark uint64) (map[string]struct{}, error) {
+	info, err := r.events.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("events: read events stream: %w", err)
+	}
+	stored := map[string]struct{}{}
+	if info.State.LastSeq <= mark {
+		return stored, nil
+	}
+	cons, err := r.js.OrderedConsumer(ctx, r.cfg.Stream.Name, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   mark + 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: read events stream: %w", err)
+	}
+	last := info.State.LastSeq
+	for {
+		batch, err := cons.FetchNoWait(feedBatchHint)
+		if err != nil {
+			return nil, fmt.Errorf("events: read events stream: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" {
+				stored[id] = struct{}{}
+			}
+			md, err := m.Metadata()
+			if err == nil && md.Sequence.Stream >= last {
+				return stored, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("events: read events stream: %w", err)
+		}
+		if n == 0 {
+			return stored, nil // the rest aged out meanwhile
+		}
+	}
 }
 
 // announced reports whether the events stream holds c's event already: its
@@ -555,7 +616,11 @@ func (r *Relay) resumePoint(ctx context.Context, events jetstream.Stream) (bus.D
 			return d, fmt.Errorf("events: read head: %w", err)
 		}
 	}
-	if d, err = r.feed.StartDelivery(ctx, bus.Delivery{Position: pos, AsOf: time.Now()}); err != nil {
+	info, err := events.Info(ctx)
+	if err != nil {
+		return d, fmt.Errorf("events: read events stream: %w", err)
+	}
+	if d, err = r.feed.StartDelivery(ctx, bus.Delivery{Position: pos, AsOf: time.Now(), Mark: info.State.LastSeq}); err != nil {
 		return d, fmt.Errorf("events: record delivery: %w", err)
 	}
 	return d, nil
