@@ -45,10 +45,11 @@
 // (kvstore: a session's change log, below); the relay looks up the
 // session's last stored event and publishes only what is newer, rather than
 // rely on the duplicate window. A stopping relay waits for its events in
-// flight and records them; a relay killed mid-flight leaves a few
-// milliseconds of published events unrecorded, which its successor
-// publishes again and the duplicate window drops (a successor starting
-// more than the window later announces them twice, with the same ids).
+// flight and records them. A delivery also records the events stream's
+// sequence (Delivery.Mark): a relay that starts skips the events stored
+// after it, which a relay killed mid-flight or an overlapping one
+// published, so no duplicate reaches the stream (whose unmoved last id
+// would break the chain of expected ids) and nothing is announced twice.
 //
 // Expiry: kvstore announces the l. index entry's MaxAge marker (the server
 // writes it 0 to 250 ms after the key's TTL ends); the manager sets capped

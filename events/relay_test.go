@@ -548,3 +548,44 @@ func TestRelay_OverlappingRelaysBurst(t *testing.T) {
 	requireOrderedOnce(t, got)
 	quiet(t, ch, 300*time.Millisecond)
 }
+
+// TestRelay_RestartSkipsWhatWasPublished: a relay killed after publishing
+// but before recording the delivery leaves events its successor reads
+// again; the successor skips those the events stream holds, even long
+// after the duplicate window (1 s here).
+func TestRelay_RestartSkipsWhatWasPublished(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	st := e.feed.(*kvstore.Store)
+	ctx := context.Background()
+	cfg := testRelayConfig()
+	cfg.Stream.Duplicates = time.Second
+	start := func() *events.Relay {
+		r, err := events.NewRelay(e.feed, e.js, cfg)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(ctx))
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	r1 := start()
+	ch := collect(t, e.js)
+	before, ok, err := st.LastDelivered(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	for i := range 5 {
+		_, err := e.m.CreateSession(ctx, "lee", fmt.Sprint("tok-", i))
+		require.NoError(t, err)
+	}
+	nextN(t, ch, 5, natstest.Patience)
+	require.NoError(t, r1.Close())
+	// As if r1 had died before recording any of it.
+	require.NoError(t, st.Delivered(ctx, before))
+	time.Sleep(1500 * time.Millisecond) // past the duplicate window
+
+	start()
+	quiet(t, ch, 500*time.Millisecond)
+	s, err := e.m.CreateSession(ctx, "lee", "tok-new")
+	require.NoError(t, err)
+	assert.Equal(t, s.SessionID, next(t, ch, natstest.Patience).SessionID)
+	quiet(t, ch, 300*time.Millisecond)
+}
