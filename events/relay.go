@@ -352,6 +352,7 @@ func (r *Relay) relay(ctx context.Context) error {
 				if err := hand(sentBatch{Delivery: delivered, last: last}); err != nil {
 					return err
 				}
+				last = nil // a future's acknowledgement is received once, by the committer
 			}
 			if c.Repeat {
 				// Look it up only once every event before it is stored:

@@ -589,3 +589,63 @@ func TestRelay_RestartSkipsWhatWasPublished(t *testing.T) {
 	assert.Equal(t, s.SessionID, next(t, ch, natstest.Patience).SessionID)
 	quiet(t, ch, 300*time.Millisecond)
 }
+
+// joinedFeed is a store's feed whose batches are joined until they hold at
+// least min changes (or a quiet spell comes): as a kvstore batch of
+// records with long change logs can be.
+type joinedFeed struct {
+	bus.ChangeFeed
+	min int
+}
+
+func (f joinedFeed) Follow(ctx context.Context, after uint64) (bus.ChangeCursor, error) {
+	c, err := f.ChangeFeed.Follow(ctx, after)
+	return joinedCursor{ChangeCursor: c, min: f.min}, err
+}
+
+type joinedCursor struct {
+	bus.ChangeCursor
+	min int
+}
+
+func (c joinedCursor) Next(ctx context.Context) (bus.ChangeBatch, error) {
+	var out bus.ChangeBatch
+	for len(out.Changes) < c.min {
+		b, err := c.ChangeCursor.Next(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.Changes, out.Through, out.AsOf = append(out.Changes, b.Changes...), b.Through, b.AsOf
+		if len(b.Changes) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// TestRelay_LongChangeLogs: while no relay runs, 20 sessions change 60
+// times each; a relay that starts gets their 1,220 changes in one batch
+// (more than MaxChangeBatch, as change logs can make it), hands them over
+// in parts, and announces all once, in order.
+func TestRelay_LongChangeLogs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Minute)
+	ctx := context.Background()
+	r1 := startRelay(t, e) // records where relaying starts: a reader is known
+	require.NoError(t, r1.Close())
+	ch := collect(t, e.js)
+	for i := range 20 {
+		s, err := e.m.CreateSession(ctx, "max", fmt.Sprint("tok-", i))
+		require.NoError(t, err)
+		for j := range 60 {
+			require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "k", fmt.Sprint(j)))
+		}
+	}
+	r, err := events.NewRelay(joinedFeed{ChangeFeed: e.feed, min: 20 * 61}, e.js, testRelayConfig())
+	require.NoError(t, err)
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(func() { _ = r.Close() })
+	got := nextN(t, ch, 20*61, natstest.Patience)
+	requireOrderedOnce(t, got)
+	quiet(t, ch, 300*time.Millisecond)
+}
