@@ -85,7 +85,13 @@ func testRelayConfig() events.RelayConfig {
 // startRelay starts a relay closed when the test ends.
 func startRelay(tb testing.TB, e *env) *events.Relay {
 	tb.Helper()
-	r, err := events.NewRelay(e.feed, e.js, testRelayConfig())
+	return startRelayWith(tb, e.feed, e.js, testRelayConfig())
+}
+
+// startRelayWith starts a relay of feed with cfg, closed when the test ends.
+func startRelayWith(tb testing.TB, feed bus.ChangeFeed, js jetstream.JetStream, cfg events.RelayConfig) *events.Relay {
+	tb.Helper()
+	r, err := events.NewRelay(feed, js, cfg)
 	require.NoError(tb, err)
 	require.NoError(tb, r.Start(context.Background()))
 	tb.Cleanup(func() { require.NoError(tb, r.Close()) })

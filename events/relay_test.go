@@ -437,13 +437,7 @@ func TestRelay_RepeatsAreLookedUp(t *testing.T) {
 	ctx := context.Background()
 	cfg := testRelayConfig()
 	cfg.Stream.Duplicates = time.Second
-	start := func() *events.Relay {
-		r, err := events.NewRelay(e.feed, e.js, cfg)
-		require.NoError(t, err)
-		require.NoError(t, r.Start(ctx))
-		t.Cleanup(func() { _ = r.Close() })
-		return r
-	}
+	start := func() *events.Relay { return startRelayWith(t, e.feed, e.js, cfg) }
 	r1 := start()
 	ch := collect(t, e.js)
 	s, err := e.m.CreateSession(ctx, "jay", "tok")
@@ -560,13 +554,7 @@ func TestRelay_RestartSkipsWhatWasPublished(t *testing.T) {
 	ctx := context.Background()
 	cfg := testRelayConfig()
 	cfg.Stream.Duplicates = time.Second
-	start := func() *events.Relay {
-		r, err := events.NewRelay(e.feed, e.js, cfg)
-		require.NoError(t, err)
-		require.NoError(t, r.Start(ctx))
-		t.Cleanup(func() { _ = r.Close() })
-		return r
-	}
+	start := func() *events.Relay { return startRelayWith(t, e.feed, e.js, cfg) }
 	r1 := start()
 	ch := collect(t, e.js)
 	before, ok, err := st.LastDelivered(ctx)
@@ -641,10 +629,7 @@ func TestRelay_LongChangeLogs(t *testing.T) {
 			require.NoError(t, e.m.SetAttribute(ctx, s.SessionID, "k", fmt.Sprint(j)))
 		}
 	}
-	r, err := events.NewRelay(joinedFeed{ChangeFeed: e.feed, min: 20 * 61}, e.js, testRelayConfig())
-	require.NoError(t, err)
-	require.NoError(t, r.Start(ctx))
-	t.Cleanup(func() { _ = r.Close() })
+	startRelayWith(t, joinedFeed{ChangeFeed: e.feed, min: 20 * 61}, e.js, testRelayConfig())
 	got := nextN(t, ch, 20*61, natstest.Patience)
 	requireOrderedOnce(t, got)
 	quiet(t, ch, 300*time.Millisecond)
