@@ -7,7 +7,7 @@ import "context"
 type Sessions interface {
 	RegisterService(ctx context.Context, cred ServiceCredential, secret string) (string, error)
 	VerifyService(ctx context.Context, serviceID, secret string) (ServiceCredential, error)
-	CreateSession(ctx context.Context, loginID, token string) (*Session, error)
+	CreateSession(ctx context.Context, loginID, token string, opts ...CreateOption) (*Session, error)
 	GetSession(ctx context.Context, sessionID string) (*Session, error)
 	GetSessionByToken(ctx context.Context, token string) (*Session, error)
 	UpdateSession(ctx context.Context, s *Session) (*Session, error)

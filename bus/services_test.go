@@ -232,6 +232,11 @@ func TestManager_AttributeEncryption(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.SetAttribute(ctx, s.SessionID, "card", "4111-1111"))
 
+	first, err := m.CreateSession(ctx, "u", "t-first", WithAttributes(map[string]string{"card": "5500-0000"}))
+	require.NoError(t, err)
+	assert.Equal(t, "5500-0000", first.Attributes["card"])
+	assert.True(t, strings.HasPrefix(st.sessions[first.SessionID].Attributes["card"], "enc:v1:k1:"), "first attributes are sealed too")
+
 	stored := st.sessions[s.SessionID].Attributes["card"]
 	assert.True(t, strings.HasPrefix(stored, "enc:v1:k1:"), "stored %q", stored)
 	assert.NotContains(t, stored, "4111")

@@ -26,6 +26,8 @@ type LoginRequest struct {
 type CreateRequest struct {
 	LoginID string `json:"login_id"`
 	Token   string `json:"token"`
+	// Attributes are optional: the session's first attributes.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // UpdateRequest is the request of update: the new attributes of a session

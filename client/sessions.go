@@ -72,14 +72,21 @@ func (c *Client) ListServices(ctx context.Context) ([]bus.ServiceCredential, err
 	return r.Services, nil
 }
 
-// CreateSession creates a session for loginID with the user's token; the
+// CreateSession creates a session for loginID with the user's token and,
+// with bus.WithAttributes, its first attributes in the same write; the
 // returned session carries the token. Errors: bus.ErrInvalidInput,
 // bus.ErrTooLarge, bus.ErrTokenInUse, bus.ErrSessionLimit, bus.ErrConflict.
-func (c *Client) CreateSession(ctx context.Context, loginID, token string) (*bus.Session, error) {
+func (c *Client) CreateSession(ctx context.Context, loginID, token string, opts ...bus.CreateOption) (*bus.Session, error) {
 	if err := validUTF8(loginID, token); err != nil {
 		return nil, err
 	}
-	return c.session(ctx, bus.MethodCreate, bus.CreateRequest{LoginID: loginID, Token: token})
+	o := bus.NewCreateOptions(opts...)
+	for k, v := range o.Attributes {
+		if err := validUTF8(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return c.session(ctx, bus.MethodCreate, bus.CreateRequest{LoginID: loginID, Token: token, Attributes: o.Attributes})
 }
 
 // GetSession returns a session by id. Errors: bus.ErrInvalidInput,

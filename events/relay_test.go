@@ -85,6 +85,23 @@ func TestRelay_EveryOp(t *testing.T) {
 	})
 }
 
+// TestRelay_CreateWithAttributes: a create that sets the first attributes
+// is one session.created naming their keys, and no session.updated.
+func TestRelay_CreateWithAttributes(t *testing.T) {
+	eachStore(t, time.Minute, func(t *testing.T, e *env) {
+		startRelay(t, e)
+		ch := collect(t, e.js)
+		s, err := e.m.CreateSession(context.Background(), "bob", "tok-1",
+			bus.WithAttributes(map[string]string{"role": "VALUE-admin", "device": "VALUE-web"}))
+		require.NoError(t, err)
+		ev := next(t, ch, natstest.Patience)
+		assert.Equal(t, events.SessionCreated, ev.Type)
+		assert.Equal(t, s.SessionID, ev.SessionID)
+		assert.Equal(t, []string{"device", "role"}, ev.Keys)
+		quiet(t, ch, 300*time.Millisecond)
+	})
+}
+
 // TestRelay_BurstOnOneSession: back-to-back changes of one session replace
 // each other's revision in the bucket before the relay reads them; the
 // change log on each revision still gets every change announced, in order.

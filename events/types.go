@@ -12,7 +12,8 @@ type Type string
 
 // Change event types.
 const (
-	// SessionCreated: a session was created.
+	// SessionCreated: a session was created; Keys names the attributes it
+	// was created with.
 	SessionCreated Type = "session.created"
 	// SessionRefreshed: a use moved the session's idle timeout.
 	SessionRefreshed Type = "session.refreshed"
@@ -54,7 +55,8 @@ type Event struct {
 	Revision uint64 `json:"revision"`
 	// Reason is set on session.deleted.
 	Reason string `json:"reason,omitempty"`
-	// Keys names the attribute keys a session.updated changed.
+	// Keys names the attribute keys a session.updated changed, or a
+	// session.created set.
 	Keys []string `json:"keys,omitempty"`
 	// Time is when the store recorded the change (server clock).
 	Time time.Time `json:"time"`

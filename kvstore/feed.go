@@ -215,7 +215,7 @@ func (st *Store) decodeChange(subject string, seq uint64, t time.Time, h nats.He
 				return nil
 			}
 			r.LoginID = body.LoginID
-			if keys := h.Get(headerKeys); keys != "" && r.Op == bus.OpUpdated {
+			if keys := h.Get(headerKeys); keys != "" && (r.Op == bus.OpUpdated || r.Op == bus.OpCreated) {
 				_ = json.Unmarshal([]byte(keys), &r.Keys) // keys are informative
 			}
 		case bus.OpDeleted:

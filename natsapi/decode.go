@@ -133,7 +133,7 @@ func jsonKind(goKind string) string {
 // checkStrict refuses what encoding/json accepts but reads ambiguously:
 // a name given twice in the top-level object (compared as encoding/json
 // matches names to fields, case-insensitively) or in the "attributes"
-// object (compared exactly, as map keys), and a \u escape that is a lone
+// object (compared exactly, as map keys), a null attribute value, and a \u escape that is a lone
 // UTF-16 surrogate, anywhere (encoding/json reads it as U+FFFD, so two
 // wire strings would decode to one). data must be one JSON object that
 // encoding/json has read: the walk is one pass, and on anything else it
@@ -153,6 +153,9 @@ func checkStrict(data []byte) error {
 		return s.object(func(key []byte) error {
 			if keys.add(key) {
 				return fmt.Errorf("%w: attribute key %q is given twice", bus.ErrInvalidInput, textutil.Truncate(string(key), 64))
+			}
+			if s.peek() == 'n' { // encoding/json reads null as ""
+				return fmt.Errorf("%w: attribute %q must be a string, not null", bus.ErrInvalidInput, textutil.Truncate(string(key), 64))
 			}
 			return s.skipValue()
 		})

@@ -62,7 +62,7 @@ var ops = map[bus.Method]op{
 		if err := decodeRequest(body, &r, "login_id", "token"); err != nil {
 			return nil, err
 		}
-		return m.CreateSession(ctx, r.LoginID, r.Token)
+		return m.CreateSession(ctx, r.LoginID, r.Token, bus.WithAttributes(r.Attributes))
 	},
 	bus.MethodUpdate: func(ctx context.Context, m *bus.Manager, body []byte) (any, error) {
 		var r bus.UpdateRequest

@@ -58,6 +58,8 @@ func TestServer_RawJSON(t *testing.T) {
 	assert.Equal(t, "u1", created["login_id"])
 	assert.Equal(t, "t1", created["token"], "token only on create")
 	assert.Equal(t, "svc-a", created["service_id"], "caller from the subject")
+	withAttrs := wantOK(t, req("sessionbus.write.create.svc-a", `{"login_id":"u-attrs","token":"t-attrs","attributes":{"role":"admin","device":"web"}}`))
+	assert.Equal(t, map[string]any{"role": "admin", "device": "web"}, withAttrs["attributes"], "first attributes in the create")
 	for _, f := range []string{"create_time", "last_access", "expires_at", "revision", "attributes"} {
 		assert.Contains(t, created, f)
 	}
@@ -172,10 +174,17 @@ func TestServer_BadInput(t *testing.T) {
 		{"mistyped value", subj(bus.MethodSetAttribute, "c"), `{"session_id":"` + id + `","key":"k","value":7}`, "400", "invalid_input"},
 		{"mistyped attributes", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{"k":1},"revision":1}`, "400", "invalid_input"},
 		{"negative revision", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":-1}`, "400", "invalid_input"},
+		{"update attribute null", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{"k":null},"revision":` + rev + `}`, "400", "invalid_input"},
 		{"update without attributes", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","revision":1}`, "400", "invalid_input"},
 		{"update bad time", subj(bus.MethodUpdate, "c"), `{"session_id":"` + id + `","attributes":{},"revision":1,"create_time":"yesterday"}`, "400", "invalid_input"},
 		{"mistyped permissions", subj(bus.MethodRegisterService, "c"), `{"service_id":"svc-x","permissions":"all"}`, "400", "invalid_input"},
 		{"unknown permission", subj(bus.MethodRegisterService, "c"), `{"service_id":"svc-x","permissions":["session.read","session.reed"]}`, "400", "invalid_input"},
+		{"mistyped create attributes", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":{"k":1}}`, "400", "invalid_input"},
+		{"create attributes as a list", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":["k"]}`, "400", "invalid_input"},
+		{"create attribute null", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":{"k":null}}`, "400", "invalid_input"},
+		{"create attribute empty key", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":{"":"v"}}`, "400", "invalid_input"},
+		{"create attribute key twice", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":{"k":"a","k":"b"}}`, "400", "invalid_input"},
+		{"900 KB create attribute", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","attributes":{"k":"` + bigValue + `"}}`, "413", "too_large"},
 		{"unknown field", subj(bus.MethodCreate, "c"), `{"login_id":"u1","token":"x","service_id":"evil"}`, "400", "invalid_input"},
 		{"invalid UTF-8", subj(bus.MethodCreate, "c"), "{\"login_id\":\"u\xff\",\"token\":\"x\"}", "400", "invalid_input"},
 		{"invalid UTF-8 in key", subj(bus.MethodSetAttribute, "c"), "{\"session_id\":\"" + id + "\",\"key\":\"\xc3\",\"value\":\"v\"}", "400", "invalid_input"},

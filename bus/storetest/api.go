@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ func RunAPI(t *testing.T, newAPI NewAPI) {
 	}{
 		{"CreateAndGet", testCreateAndGet},
 		{"Attributes", testAttributes},
+		{"CreateWithAttributes", testCreateWithAttributes},
 		{"UpdateSession", testUpdateSession},
 		{"Delete", testDelete},
 		{"SessionsByLogin", testSessionsByLogin},
@@ -44,6 +46,40 @@ func RunAPI(t *testing.T, newAPI NewAPI) {
 		t.Parallel()
 		testExpiry(t, newAPI(t, 2*time.Second))
 	})
+}
+
+// testCreateWithAttributes: a create may set the first attributes in the
+// same write; they obey SetAttribute's rules, and a refused create leaves
+// no session behind.
+func testCreateWithAttributes(t *testing.T, api bus.Sessions) {
+	ctx := ctxFor(t)
+	attrs := map[string]string{"role": "admin", "department": "sales", "device": "web", "empty": ""}
+	s, err := api.CreateSession(ctx, "u", "t", bus.WithAttributes(attrs))
+	require.NoError(t, err)
+	assert.Equal(t, attrs, s.Attributes)
+	attrs["role"] = "changed after the call"
+	got, err := api.GetSession(ctx, s.SessionID)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"role": "admin", "department": "sales", "device": "web", "empty": ""}, got.Attributes)
+	assert.Equal(t, s.Revision, got.Revision, "one write")
+	v, ok, err := api.GetAttribute(ctx, s.SessionID, "device")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "web", v)
+
+	for name, bad := range map[string]map[string]string{
+		"empty key":     {"": "x"},
+		"key too long":  {strings.Repeat("k", bus.MaxAttrKeyBytes+1): "x"},
+		"invalid utf8":  {"k\xff": "x"},
+		"value too big": {"k": strings.Repeat("v", bus.DefaultMaxAttrValueBytes+1)},
+	} {
+		_, err := api.CreateSession(ctx, "refused", "t-"+name, bus.WithAttributes(bad))
+		require.Error(t, err, name)
+		assert.True(t, errors.Is(err, bus.ErrInvalidInput) || errors.Is(err, bus.ErrTooLarge), "%s: %v", name, err)
+	}
+	list, err := api.SessionsByLogin(ctx, "refused")
+	require.NoError(t, err)
+	assert.Empty(t, list, "a refused create writes nothing")
 }
 
 // oddLogins are ids that must work although they hold what NATS subjects
