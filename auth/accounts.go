@@ -173,6 +173,7 @@ func (a *Accounts) serviceAccount(account string, cred bus.ServiceCredential) (*
 		switch perm {
 		case PermSessionRead:
 			request(perm, bus.ClassRead, "*")
+			ac.Imports.Add(&jwt.Import{Name: "cache notices", Type: jwt.Stream, Account: busAcc, Subject: cacheExport})
 		case PermSessionWrite:
 			request(perm, bus.ClassWrite, "*")
 		case PermSessionAdmin:

@@ -40,6 +40,9 @@ const (
 	// eventsExport is the stream export of the change events (core
 	// subscribers).
 	eventsExport = "session.>"
+	// cacheExport is the stream export of the change notices that keep
+	// the services' session caches coherent (session.read).
+	cacheExport = bus.CacheSubject
 	// The exports a service account's own events stream sources through
 	// (auth/sourcing_probe_test.go shows why each is needed): the bus
 	// pre-creates one push consumer per service account, named after its
@@ -201,6 +204,7 @@ func (k *OperatorKeys) accountJWTs() (sys, busAcc string, err error) {
 		&jwt.Export{Name: "session-bus requests", Subject: requestExport, Type: jwt.Service, AccountTokenPosition: exportTokenPosition},
 		&jwt.Export{Name: "session-bus discovery", Subject: discoveryExport, Type: jwt.Service},
 		&jwt.Export{Name: "session-bus events", Subject: eventsExport, Type: jwt.Stream},
+		&jwt.Export{Name: "session-bus cache notices", Subject: cacheExport, Type: jwt.Stream},
 		&jwt.Export{Name: "session-bus event delivery", Subject: deliverExport, Type: jwt.Stream, AccountTokenPosition: deliverTokenPos},
 		&jwt.Export{Name: "session-bus event flow control", Subject: jwt.Subject("$JS.FC." + DefaultEventsStream + ".*.*"),
 			Type: jwt.Service, AccountTokenPosition: flowControlTokenPos},

@@ -49,6 +49,7 @@ const DefaultEventsStream = "SESSION_EVENTS"
 //
 //	every service       subscribe _INBOX_<id>.>            (its replies)
 //	session.read        publish   sessionbus.read.*.<id>
+//	                    subscribe sessionbus.cache           (change notices)
 //	session.write       publish   sessionbus.write.*.<id>
 //	session.admin       publish   sessionbus.sessions.*.<id>  $SRV.>
 //	service.verify      publish   sessionbus.service.verify.<id>
@@ -81,6 +82,7 @@ func permissions(id string, perms []string, stream string) jwt.Permissions {
 		switch perm {
 		case PermSessionRead:
 			p.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassRead) + ".*." + id)
+			p.Sub.Allow.Add(bus.CacheSubject) // the change notices a client cache follows
 		case PermSessionWrite:
 			p.Pub.Allow.Add(bus.SubjectPrefix + "." + string(bus.ClassWrite) + ".*." + id)
 		case PermSessionAdmin:

@@ -36,7 +36,7 @@ func TestPermissions(t *testing.T) {
 	}{
 		{name: "none", wantDeny: jwt.StringList{">"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "unknown", givePerms: []string{"read", "session.*", ">", "custom"}, wantDeny: jwt.StringList{">"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
-		{name: "read", givePerms: []string{auth.PermSessionRead}, wantPub: jwt.StringList{"sessionbus.read.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
+		{name: "read", givePerms: []string{auth.PermSessionRead}, wantPub: jwt.StringList{"sessionbus.read.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>", "sessionbus.cache"}},
 		{name: "write", givePerms: []string{auth.PermSessionWrite}, wantPub: jwt.StringList{"sessionbus.write.*.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "session admin", givePerms: []string{auth.PermSessionAdmin}, wantPub: jwt.StringList{"sessionbus.sessions.*.svc", "$SRV.>"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
 		{name: "verify", givePerms: []string{auth.PermServiceVerify}, wantPub: jwt.StringList{"sessionbus.service.verify.svc"}, wantSub: jwt.StringList{"_INBOX_svc.>"}},
@@ -46,7 +46,7 @@ func TestPermissions(t *testing.T) {
 			name:      "repeated and unordered",
 			givePerms: []string{auth.PermSessionWrite, auth.PermSessionRead, auth.PermSessionWrite},
 			wantPub:   jwt.StringList{"sessionbus.read.*.svc", "sessionbus.write.*.svc"},
-			wantSub:   jwt.StringList{"_INBOX_svc.>"},
+			wantSub:   jwt.StringList{"_INBOX_svc.>", "sessionbus.cache"},
 		},
 	}
 	for _, tt := range tests {

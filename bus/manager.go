@@ -99,6 +99,9 @@ func New(store Store, serviceID string, idleTimeout time.Duration, opts ...Optio
 		verified:  boundedmap.New[[32]byte, struct{}](maxVerified),
 	}
 	_, _ = rand.Read(m.verifiedKey[:]) // crypto/rand.Read never fails on supported platforms
+	if o.cache != nil || o.notify != nil {
+		m.store = notifyingStore{Store: store, m: m}
+	}
 	return m, nil
 }
 

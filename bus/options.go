@@ -47,6 +47,8 @@ type options struct {
 	accessAudit       func(context.Context, AccessEvent)
 	cipher            *attrCipher
 	accounts          Accounts // nil: services log in with secrets
+	cache             ReadCache
+	notify            func(ids ...string)
 }
 
 // Option configures a [Manager].

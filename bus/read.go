@@ -25,7 +25,7 @@ func (m *Manager) GetSession(ctx context.Context, sessionID string) (*Session, e
 }
 
 func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) {
-	s, err := m.load(ctx, id)
+	s, err := m.loadForRead(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (m *Manager) SessionsByLogin(ctx context.Context, loginID string) ([]*Sessi
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = m.load(ctx, id)
+			out[i], errs[i] = m.loadForRead(ctx, id)
 		}()
 	}
 	wg.Wait()
@@ -149,4 +149,34 @@ func (m *Manager) SessionsByLogin(ctx context.Context, loginID string) ([]*Sessi
 	}
 	slices.SortFunc(live, func(a, b *Session) int { return a.CreateTime.Compare(b.CreateTime) })
 	return live, nil
+}
+
+// TouchSessions is a read of each session for its side effect: at most
+// once per touch interval, it extends the idle timeout, as GetSession
+// does. A cache that served the sessions from memory sends it, so that
+// sessions used only through the cache do not expire. It returns the ids
+// of the sessions that no longer exist. Errors: [ErrInvalidInput] for a
+// bad id or more than [MaxTouchBatch] ids.
+func (m *Manager) TouchSessions(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) > MaxTouchBatch {
+		return nil, fmt.Errorf("%w: at most %d sessions per touch", ErrInvalidInput, MaxTouchBatch)
+	}
+	for _, id := range ids {
+		if err := ValidateSessionID(id); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	missing := []string{}
+	for _, id := range ids {
+		_, err := m.getAndTouch(ctx, id)
+		switch {
+		case errors.Is(err, ErrSessionNotFound):
+			missing = append(missing, id)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return missing, nil
 }

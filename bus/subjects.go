@@ -35,6 +35,7 @@ const (
 	MethodGetByToken      Method = "get_by_token"
 	MethodGetAttribute    Method = "get_attribute"
 	MethodListByLogin     Method = "list_by_login"
+	MethodTouch           Method = "touch"
 	MethodCreate          Method = "create"
 	MethodUpdate          Method = "update"
 	MethodRefresh         Method = "refresh"
@@ -57,6 +58,7 @@ var methodClass = map[Method]Class{
 	MethodGetByToken:      ClassRead,
 	MethodGetAttribute:    ClassRead,
 	MethodListByLogin:     ClassRead,
+	MethodTouch:           ClassRead,
 	MethodCreate:          ClassWrite,
 	MethodUpdate:          ClassWrite,
 	MethodRefresh:         ClassWrite,

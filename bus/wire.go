@@ -30,6 +30,43 @@ type CreateRequest struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
+// TouchRequest is the request of touch: sessions a cache served, whose
+// idle timeout slides as a read's would. At most [MaxTouchBatch] ids.
+type TouchRequest struct {
+	SessionIDs []string `json:"session_ids"`
+}
+
+// MaxTouchBatch is how many sessions one touch may name.
+const MaxTouchBatch = 256
+
+// TouchReply is the reply of touch: the ids of the request's sessions that
+// no longer exist (a cache drops them).
+type TouchReply struct {
+	Missing []string `json:"missing"`
+}
+
+// CacheSubject is where every bus process announces which sessions a
+// write changed, before it answers the write's caller: coherent caches
+// (client.WithCache, the bus's own) drop their copies. Services with
+// session.read may subscribe; docs/PROTOCOL.md describes the rules.
+const CacheSubject = SubjectPrefix + ".cache"
+
+// CacheNotice is one message on [CacheSubject]. It names sessions only:
+// no token, secret or attribute value.
+type CacheNotice struct {
+	// Publisher is a random id of the bus process that sent it.
+	Publisher string `json:"p"`
+	// Seq counts the publisher's notices from 1: a gap is a lost notice.
+	Seq uint64 `json:"s"`
+	// SentAt is the publisher's clock, in Unix nanoseconds.
+	SentAt int64 `json:"t"`
+	// SessionIDs are sessions that changed or ended; a notice without
+	// any is a heartbeat.
+	SessionIDs []string `json:"ids,omitempty"`
+	// Bye says the publisher stops: it sends nothing more.
+	Bye bool `json:"bye,omitempty"`
+}
+
 // UpdateRequest is the request of update: the new attributes of a session
 // and the revision they were based on. A session as a read returned it may
 // be sent back whole: its read-only fields are accepted and ignored.

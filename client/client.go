@@ -31,6 +31,7 @@ type Client struct {
 	serviceID string
 	timeout   time.Duration
 	perms     *permWatch
+	cache     *clientCache // nil without WithCache
 }
 
 var _ bus.Sessions = (*Client)(nil)
@@ -38,6 +39,7 @@ var _ bus.Sessions = (*Client)(nil)
 type options struct {
 	serviceID string
 	timeout   time.Duration
+	cache     *CacheConfig
 }
 
 // Option configures a [Client].
@@ -84,12 +86,20 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	return &Client{
+	c := &Client{
 		nc:        nc,
 		serviceID: o.serviceID,
 		timeout:   o.timeout,
 		perms:     watchPermissions(nc),
-	}, nil
+	}
+	if o.cache != nil {
+		cc, err := newClientCache(c, *o.cache)
+		if err != nil {
+			return nil, err
+		}
+		c.cache = cc
+	}
+	return c, nil
 }
 
 // ServiceID returns the acting service the client names in its subjects.

@@ -92,6 +92,9 @@ func (c *Client) CreateSession(ctx context.Context, loginID, token string, opts 
 // GetSession returns a session by id. Errors: bus.ErrInvalidInput,
 // bus.ErrSessionNotFound.
 func (c *Client) GetSession(ctx context.Context, sessionID string) (*bus.Session, error) {
+	if c.cache != nil {
+		return c.cache.get(ctx, c, sessionID)
+	}
 	return c.session(ctx, bus.MethodGet, bus.SessionIDRequest{SessionID: sessionID})
 }
 
@@ -100,6 +103,9 @@ func (c *Client) GetSession(ctx context.Context, sessionID string) (*bus.Session
 func (c *Client) GetSessionByToken(ctx context.Context, token string) (*bus.Session, error) {
 	if err := validUTF8(token); err != nil {
 		return nil, err
+	}
+	if c.cache != nil {
+		return c.cache.getByToken(ctx, c, token)
 	}
 	return c.session(ctx, bus.MethodGetByToken, bus.TokenRequest{Token: token})
 }
@@ -120,6 +126,7 @@ func (c *Client) UpdateSession(ctx context.Context, s *bus.Session) (*bus.Sessio
 			return nil, err
 		}
 	}
+	defer c.wrote(s.SessionID)
 	return c.session(ctx, bus.MethodUpdate, bus.UpdateRequest{
 		SessionID:  s.SessionID,
 		LoginID:    s.LoginID,
@@ -131,12 +138,14 @@ func (c *Client) UpdateSession(ctx context.Context, s *bus.Session) (*bus.Sessio
 // RefreshSession extends a session's idle timeout now. Errors:
 // bus.ErrInvalidInput, bus.ErrSessionNotFound.
 func (c *Client) RefreshSession(ctx context.Context, sessionID string) (*bus.Session, error) {
+	defer c.wrote(sessionID)
 	return c.session(ctx, bus.MethodRefresh, bus.SessionIDRequest{SessionID: sessionID})
 }
 
 // DeleteSession ends a session; a missing one is not an error. Errors:
 // bus.ErrInvalidInput.
 func (c *Client) DeleteSession(ctx context.Context, sessionID string) error {
+	defer c.wrote(sessionID)
 	return c.call(ctx, bus.MethodDelete, bus.SessionIDRequest{SessionID: sessionID}, nil)
 }
 
@@ -145,6 +154,9 @@ func (c *Client) DeleteSession(ctx context.Context, sessionID string) error {
 func (c *Client) DeleteSessionByToken(ctx context.Context, token string) error {
 	if err := validUTF8(token); err != nil {
 		return err
+	}
+	if c.cache != nil {
+		defer c.cache.c.InvalidateToken(token)
 	}
 	return c.call(ctx, bus.MethodDeleteByToken, bus.TokenRequest{Token: token}, nil)
 }
@@ -155,6 +167,7 @@ func (c *Client) SetAttribute(ctx context.Context, sessionID, key, value string)
 	if err := validUTF8(key, value); err != nil {
 		return err
 	}
+	defer c.wrote(sessionID)
 	return c.call(ctx, bus.MethodSetAttribute, bus.SetAttributeRequest{SessionID: sessionID, Key: key, Value: value}, nil)
 }
 
@@ -163,6 +176,9 @@ func (c *Client) SetAttribute(ctx context.Context, sessionID, key, value string)
 func (c *Client) GetAttribute(ctx context.Context, sessionID, key string) (string, bool, error) {
 	if err := validUTF8(key); err != nil {
 		return "", false, err
+	}
+	if c.cache != nil {
+		return c.cache.getAttribute(ctx, c, sessionID, key)
 	}
 	var r bus.AttributeReply
 	if err := c.call(ctx, bus.MethodGetAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, &r); err != nil {
@@ -177,6 +193,7 @@ func (c *Client) RemoveAttribute(ctx context.Context, sessionID, key string) err
 	if err := validUTF8(key); err != nil {
 		return err
 	}
+	defer c.wrote(sessionID)
 	return c.call(ctx, bus.MethodRemoveAttribute, bus.AttributeKeyRequest{SessionID: sessionID, Key: key}, nil)
 }
 
@@ -199,11 +216,22 @@ func (c *Client) DeleteAllSessions(ctx context.Context, loginID string) (int, er
 	if err := validUTF8(loginID); err != nil {
 		return 0, err
 	}
+	if c.cache != nil {
+		defer c.cache.c.InvalidateLogin(loginID)
+	}
 	var r bus.DeleteAllReply
 	if err := c.call(ctx, bus.MethodDeleteAll, bus.LoginRequest{LoginID: loginID}, &r); err != nil {
 		return 0, err
 	}
 	return r.Deleted, nil
+}
+
+// wrote drops the cached copy of a session this client wrote: the bus's
+// notice of it may not have been applied when the reply arrives.
+func (c *Client) wrote(sessionID string) {
+	if c.cache != nil {
+		c.cache.c.Invalidate(sessionID)
+	}
 }
 
 func (c *Client) session(ctx context.Context, m bus.Method, req any) (*bus.Session, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/session-bus/session-bus/internal/natstest"
 	"github.com/session-bus/session-bus/kvstore"
 	"github.com/session-bus/session-bus/natsapi"
+	"github.com/session-bus/session-bus/sessioncache"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -43,11 +44,18 @@ func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...natsapi.Option)
 			ist, err = kvstore.New(ctx, natstest.JetStream(tb, srv), kvstore.DefaultConfig())
 			require.NoError(tb, err)
 		}
-		m, err := bus.New(ist, fmt.Sprintf("bus-%d", i), idle, bus.WithLogger(quiet))
+		// As serve wires it: change notices, and the bus's own cache.
+		nc := natstest.Connect(tb, srv)
+		cacheOpts, stopCache, err := sessioncache.ForBus(nc, sessioncache.DefaultMaxEntries, quiet)
 		require.NoError(tb, err)
-		svc, err := natsapi.New(natstest.Connect(tb, srv), m, append([]natsapi.Option{natsapi.WithLogger(quiet)}, opts...)...)
+		m, err := bus.New(ist, fmt.Sprintf("bus-%d", i), idle, append(cacheOpts, bus.WithLogger(quiet))...)
 		require.NoError(tb, err)
-		tb.Cleanup(func() { require.NoError(tb, svc.Close()) })
+		svc, err := natsapi.New(nc, m, append([]natsapi.Option{natsapi.WithLogger(quiet)}, opts...)...)
+		require.NoError(tb, err)
+		tb.Cleanup(func() {
+			require.NoError(tb, svc.Close())
+			stopCache()
+		})
 	}
 	c, err := client.New(natstest.Connect(tb, srv), client.WithServiceID("it-client"))
 	require.NoError(tb, err)

@@ -57,6 +57,17 @@ var ops = map[bus.Method]op{
 		}
 		return bus.SessionsReply{Sessions: list}, nil
 	},
+	bus.MethodTouch: func(ctx context.Context, m *bus.Manager, body []byte) (any, error) {
+		var r bus.TouchRequest
+		if err := decodeRequest(body, &r, "session_ids"); err != nil {
+			return nil, err
+		}
+		missing, err := m.TouchSessions(ctx, r.SessionIDs)
+		if err != nil {
+			return nil, err
+		}
+		return bus.TouchReply{Missing: missing}, nil
+	},
 	bus.MethodCreate: func(ctx context.Context, m *bus.Manager, body []byte) (any, error) {
 		var r bus.CreateRequest
 		if err := decodeRequest(body, &r, "login_id", "token"); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
 	"github.com/session-bus/session-bus/natsapi"
+	"github.com/session-bus/session-bus/sessioncache"
 )
 
 // App is a running session-bus process.
@@ -33,10 +34,12 @@ type App struct {
 	manager *bus.Manager
 	service *natsapi.Server
 	relay   *events.Relay
-	auditor *events.Auditor
-	keys    *auth.Keys // callout mode only
-	sys     *nats.Conn // system account connection, for revoking logins
-	callout *auth.Callout
+	// stopCache ends this process's change notices and its own cache.
+	stopCache func()
+	auditor   *events.Auditor
+	keys      *auth.Keys // callout mode only
+	sys       *nats.Conn // system account connection, for revoking logins
+	callout   *auth.Callout
 
 	opKeys     *auth.OperatorKeys // accounts mode only
 	accounts   *auth.Accounts
@@ -153,6 +156,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.AuditAccess {
 		opts = append(opts, bus.WithAccessAudit(a.recordAccess))
 	}
+	cacheOpts, stopCache, err := sessioncache.ForBus(a.nc, cfg.CacheEntries, log.With("component", "cache"))
+	if err != nil {
+		return nil, err
+	}
+	a.stopCache = stopCache
+	opts = append(opts, cacheOpts...)
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
 	}
@@ -446,6 +455,9 @@ func (a *App) stopParts() error {
 	}
 	if a.service != nil {
 		errs = append(errs, a.service.Close())
+	}
+	if a.stopCache != nil { // after the last write of this process
+		a.stopCache()
 	}
 	if a.stopSweep != nil {
 		a.stopSweep()

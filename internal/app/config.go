@@ -12,6 +12,7 @@ import (
 	"github.com/session-bus/session-bus/events"
 	"github.com/session-bus/session-bus/kvstore"
 	"github.com/session-bus/session-bus/natsapi"
+	"github.com/session-bus/session-bus/sessioncache"
 )
 
 // ErrInvalidConfig: a Config field is out of range.
@@ -123,6 +124,10 @@ type Config struct {
 	AttributeKeys  map[string][]byte
 	// MaxInFlight bounds concurrent requests per process. Default natsapi.DefaultMaxInFlight.
 	MaxInFlight int
+	// CacheEntries bounds the bus's coherent copy of hot sessions, which
+	// answers reads without a store round trip; 0 turns it off. Default
+	// sessioncache.DefaultMaxEntries.
+	CacheEntries int
 	// MaxInFlightPerCaller bounds one calling service's share of
 	// MaxInFlight. Default 0: half of MaxInFlight.
 	MaxInFlightPerCaller int
@@ -164,6 +169,7 @@ func DefaultConfig() Config {
 		MaxLifetime:           24 * time.Hour,
 		Evict:                 "evict",
 		MaxInFlight:           natsapi.DefaultMaxInFlight,
+		CacheEntries:          sessioncache.DefaultMaxEntries,
 		Events:                events.DefaultStreamConfig(),
 		Audit:                 events.DefaultAuditConfig(),
 		RelayLeaseTTL:         events.DefaultRelayConfig().LeaseTTL,

@@ -1,0 +1,30 @@
+package sessioncache
+
+import (
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/session-bus/session-bus/bus"
+)
+
+// ForBus wires a bus process into the caches: its notices, published on
+// nc, and (with maxEntries > 0) its own coherent copy of hot sessions,
+// which answers reads without a store round trip. nc must be the
+// connection that answers the bus's requests, so that each notice reaches
+// the server before its write's reply. It returns the Manager options and
+// a stop to call after the last request is answered.
+func ForBus(nc *nats.Conn, maxEntries int, log *slog.Logger) ([]bus.Option, func(), error) {
+	pub := NewPublisher(nc, bus.CacheSubject)
+	opts := []bus.Option{bus.WithChangeNotifier(pub.Notify)}
+	if maxEntries <= 0 {
+		return opts, pub.Close, nil
+	}
+	c := New(maxEntries)
+	f, err := Follow(nc, c, FollowConfig{Log: log})
+	if err != nil {
+		pub.Close()
+		return nil, nil, err
+	}
+	return append(opts, bus.WithReadCache(c)), func() { pub.Close(); f.Close() }, nil
+}
