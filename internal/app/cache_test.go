@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/session-bus/session-bus/auth"
+	"github.com/session-bus/session-bus/bus"
+	"github.com/session-bus/session-bus/client"
+	"github.com/session-bus/session-bus/internal/natstest"
+	"github.com/session-bus/session-bus/sessioncache"
+)
+
+// In accounts mode a service with session.read alone gets the change
+// notices its cache follows (through its account's import), and its
+// cache drops a session another service ends; a service without
+// session.read gets none, so its cache never answers.
+func TestApp_CacheInAccountsMode(t *testing.T) {
+	t.Parallel()
+	a, err := Start(context.Background(), accountsConfig(t.TempDir()), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	admin := connectCreds(t, a, a.AdminCredsPath(), auth.AdminServiceID)
+	register := func(id string, perms ...string) string {
+		creds, err := admin.RegisterService(ctx, bus.ServiceCredential{ServiceID: id, Permissions: perms}, "")
+		require.NoError(t, err)
+		path := filepath.Join(t.TempDir(), id+".creds")
+		require.NoError(t, os.WriteFile(path, []byte(creds), 0o600))
+		return path
+	}
+	cached := func(path, id string) *client.Client {
+		nc, err := nats.Connect(a.ClientURL(), nats.UserCredentials(path))
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		c, err := client.New(nc, client.WithServiceID(id), client.WithCache(client.CacheConfig{}))
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		return c
+	}
+	reader := cached(register("reader", auth.PermSessionRead), "reader")
+	writer := cached(register("writer", auth.PermSessionWrite), "writer")
+
+	require.Eventually(t, func() bool { return reader.CacheStats().Current }, natstest.Patience, 5*time.Millisecond)
+	s, err := admin.CreateSession(ctx, "u", "tok")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		before := reader.CacheStats().Hits
+		_, err := reader.GetSessionByToken(ctx, "tok")
+		require.NoError(t, err)
+		return reader.CacheStats().Hits > before
+	}, natstest.Patience, time.Millisecond)
+	require.NoError(t, admin.DeleteSession(ctx, s.SessionID))
+	require.Eventually(t, func() bool {
+		_, err := reader.GetSessionByToken(ctx, "tok")
+		return err != nil
+	}, natstest.Patience, time.Millisecond)
+	_, err = reader.GetSession(ctx, s.SessionID)
+	require.ErrorIs(t, err, bus.ErrSessionNotFound)
+
+	time.Sleep(10 * sessioncache.HeartbeatInterval) // heartbeats would have come by now
+	assert.False(t, writer.CacheStats().Current, "no session.read, no notices")
+}
