@@ -28,13 +28,20 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	js := natstest.JetStream(b, natstest.RunServer(b))
+	return newBenchEnvOn(b, natstest.JetStream(b, natstest.RunServer(b)), DefaultConfig())
+}
+
+// newBenchEnvOn builds a benchEnv with cfg on js; the raw bucket has the
+// same storage and replicas.
+func newBenchEnvOn(b *testing.B, js jetstream.JetStream, cfg Config) *benchEnv {
+	b.Helper()
 	ctx := context.Background()
-	st, err := New(ctx, js, DefaultConfig())
+	st, err := New(ctx, js, cfg)
 	require.NoError(b, err)
+	b.Cleanup(st.Close)
 	m, err := bus.New(st, "bench", time.Hour)
 	require.NoError(b, err)
-	raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "raw", History: 1, Storage: jetstream.FileStorage})
+	raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "raw", History: 1, Storage: cfg.Storage, Replicas: cfg.Replicas})
 	require.NoError(b, err)
 	return &benchEnv{st: st, m: m, raw: raw}
 }
@@ -105,6 +112,9 @@ func BenchmarkStore(b *testing.B) {
 				return err
 			})
 		})
+		b.Run(fmt.Sprintf("op=raw-2put/g=%d", g), func(b *testing.B) {
+			runN(b, g, rawTwoPuts(env, value))
+		})
 		b.Run(fmt.Sprintf("op=raw-get/g=%d", g), func(b *testing.B) {
 			runN(b, g, func(int) error { _, err := env.raw.Get(ctx, "k.0"); return err })
 		})
@@ -136,8 +146,74 @@ func BenchmarkStore(b *testing.B) {
 	}
 }
 
+// rawTwoPuts is two sequential raw kv.Puts of value: the round trips of a
+// create in two steps.
+func rawTwoPuts(env *benchEnv, value []byte) func(i int) error {
+	return func(i int) error {
+		for _, k := range []string{"k.%d", "j.%d"} {
+			if _, err := env.raw.Put(context.Background(), fmt.Sprintf(k, i%256), value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// BenchmarkCreate compares creates in two steps with creates as one
+// atomic batch where the store makes them (memory buckets, replicated
+// buckets), beside two sequential raw kv.Puts on the same server. Creates
+// of a file bucket of one replica always take two steps.
+func BenchmarkCreate(b *testing.B) {
+	value := make([]byte, 400)
+	envs := []struct {
+		name string
+		env  func(b *testing.B) *benchEnv
+	}{
+		{"file-R1", func(b *testing.B) *benchEnv { return newBenchEnv(b) }},
+		{"memory-R1", func(b *testing.B) *benchEnv {
+			cfg := DefaultConfig()
+			cfg.Storage = jetstream.MemoryStorage
+			return newBenchEnvOn(b, natstest.JetStream(b, natstest.RunServer(b)), cfg)
+		}},
+		{"file-R3", func(b *testing.B) *benchEnv {
+			cfg := DefaultConfig()
+			cfg.Replicas = 3
+			return newBenchEnvOn(b, natstest.JetStream(b, natstest.RunCluster(b, 3)[0]), cfg)
+		}},
+	}
+	var seq atomic.Int64
+	for _, e := range envs {
+		b.Run("bucket="+e.name, func(b *testing.B) {
+			env := e.env(b)
+			atomicCreate := env.st.atomicCreate.Load()
+			for _, g := range []int{1, 16} {
+				b.Run(fmt.Sprintf("op=raw-2put/g=%d", g), func(b *testing.B) { runN(b, g, rawTwoPuts(env, value)) })
+				for _, batch := range []bool{false, true} {
+					if batch && !atomicCreate {
+						continue
+					}
+					name := map[bool]string{false: "create-steps", true: "create-batch"}[batch]
+					b.Run(fmt.Sprintf("op=%s/g=%d", name, g), func(b *testing.B) {
+						env.st.atomicCreate.Store(batch)
+						b.Cleanup(func() { env.st.atomicCreate.Store(atomicCreate) })
+						runN(b, g, func(int) error {
+							n := seq.Add(1)
+							_, err := env.m.CreateSession(context.Background(), fmt.Sprintf("bench-%d", n%1000), fmt.Sprintf("bench-token-%d", n))
+							return err
+						})
+					})
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkListByLogin lists a login's 5 sessions in an almost empty bucket
-// and in one holding 100,000 sessions of other logins.
+// and in one holding 100,000 sessions of other logins, at 1 and 16
+// goroutines, beside raw kv.Get on the same server: the login's ids
+// (SessionIDsByLogin), the ids and then their sessions read one by one,
+// eight at a time, or in one batched read (GetSessions), and the manager's
+// SessionsByLogin.
 func BenchmarkListByLogin(b *testing.B) {
 	for _, others := range []int{0, 100_000} {
 		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
@@ -148,13 +224,52 @@ func BenchmarkListByLogin(b *testing.B) {
 				_, err := env.m.CreateSession(ctx, "target", fmt.Sprintf("target-%d", i))
 				require.NoError(b, err)
 			}
-			runN(b, 1, func(int) error {
-				list, err := env.m.SessionsByLogin(ctx, "target")
-				if err == nil && len(list) != 5 {
-					err = fmt.Errorf("listed %d sessions, want 5", len(list))
+			_, err := env.raw.Put(ctx, "k.0", make([]byte, 400))
+			require.NoError(b, err)
+			want := func(n int, err error) error {
+				if err == nil && n != 5 {
+					err = fmt.Errorf("listed %d sessions, want 5", n)
 				}
 				return err
-			})
+			}
+			ops := []struct {
+				name string
+				op   func() error
+			}{
+				{"raw-get", func() error { _, err := env.raw.Get(ctx, "k.0"); return err }},
+				{"ids", func() error {
+					ids, err := env.st.SessionIDsByLogin(ctx, "target")
+					return want(len(ids), err)
+				}},
+				{"ids+get-each", func() error {
+					ids, err := env.st.SessionIDsByLogin(ctx, "target")
+					if err != nil {
+						return err
+					}
+					found := make(map[string]*bus.Session, len(ids))
+					err = env.st.getEach(ctx, ids, found)
+					return want(len(found), err)
+				}},
+				{"ids+get-sessions", func() error {
+					ids, err := env.st.SessionIDsByLogin(ctx, "target")
+					if err != nil {
+						return err
+					}
+					list, err := env.st.GetSessions(ctx, ids)
+					return want(len(list), err)
+				}},
+				{"list", func() error {
+					list, err := env.m.SessionsByLogin(ctx, "target")
+					return want(len(list), err)
+				}},
+			}
+			for _, g := range []int{1, 16} {
+				for _, o := range ops {
+					b.Run(fmt.Sprintf("op=%s/g=%d", o.name, g), func(b *testing.B) {
+						runN(b, g, func(int) error { return o.op() })
+					})
+				}
+			}
 		})
 	}
 }
@@ -173,8 +288,7 @@ func fill(b *testing.B, st *Store, n int) {
 			{key: loginKey(s.LoginID, s.SessionID), ttl: time.Hour},
 			{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: time.Hour},
 		} {
-			m, opts := st.msg(w)
-			_, err := st.js.PublishMsgAsync(m, opts...)
+			_, err := st.js.PublishMsgAsync(st.msg(w))
 			require.NoError(b, err)
 		}
 	}

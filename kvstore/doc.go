@@ -2,7 +2,10 @@
 // implements bus.Store: the server enforces each session's TTL per key (the
 // bucket has LimitMarkerTTL), every write is compare-and-set on a revision,
 // and a login's sessions are listed by key prefix without scanning the
-// bucket.
+// bucket: on one replica with one batched direct get (list.go), which also
+// reads many sessions in one round trip (Store.GetSessions). Where the
+// server stages atomic batches in memory (replicated or memory buckets), a
+// create's three writes are one atomic batch (batch.go).
 //
 // Key layout, in the sessions bucket (see keys.go):
 //

@@ -44,14 +44,14 @@ func decodeSession(data []byte, rev uint64) (*bus.Session, error) {
 
 func rev(n uint64) *uint64 { return &n }
 
-// CreateSession implements bus.Store. The login and token index entries
-// are written first (create-only, at once); the session record last, on
-// the condition that the login's fence key has not changed since we last
-// saw it (or, with a claim, is still at the claim). So a refused create
-// never writes the record (no event announces it), and a DeleteAllSessions
-// (fence, then list) never misses a record. The record is written only
-// within half the orphan grace of the index writes, so an index entry older
-// than the grace whose record is missing is a crash's leftover for sure.
+// CreateSession implements bus.Store. It writes the login and token index
+// entries (create-only) and the session record, on the condition that the
+// login's fence key has not changed since we last saw it (or, with a
+// claim, is still at the claim). So a refused create never writes the
+// record (no event announces it), and a DeleteAllSessions (fence, then
+// list) never misses a record. Where the stream stages atomic batches
+// cheaply, the three writes are one atomic batch (see createAtomic);
+// otherwise they take two steps (see createInSteps).
 func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
 	started := time.Now()
 	if _, err := st.admit(ctx, started); err != nil {
@@ -62,10 +62,33 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		return 0, err
 	}
 	ttl := ttlUntil(s.ExpiresAt, started)
-	index := []write{
-		{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
-		{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(0)},
+	w := createWrites{
+		login: write{key: loginKey(s.LoginID, s.SessionID), ttl: ttl, expect: rev(0)},
+		token: write{key: tokenKey(s.TokenFingerprint), data: []byte(s.SessionID), ttl: ttl, expect: rev(0)},
+		record: write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, ""), ttl: st.recordTTL(ttl),
+			expect: rev(c.Claim), expectKey: fenceKey(s.LoginID)},
 	}
+	if st.atomicCreate.Load() {
+		r, err := st.createAtomic(ctx, s, c, w)
+		if !errors.Is(err, errBatchRefused) {
+			return r, err
+		}
+		// The stream refused the batch as such and wrote none of it.
+	}
+	return st.createInSteps(ctx, s, c, started, w)
+}
+
+// createWrites are the three writes of a create.
+type createWrites struct {
+	login, token, record write
+}
+
+// createInSteps writes the index entries first (create-only, at once) and
+// the record last. The record is written only within half the orphan grace
+// of the index writes, so an index entry older than the grace whose record
+// is missing is a crash's leftover for sure.
+func (st *Store) createInSteps(ctx context.Context, s *bus.Session, c bus.Change, started time.Time, w createWrites) (uint64, error) {
+	index := []write{w.login, w.token}
 	revs, errs := st.publishAll(ctx, index...)
 	for i := range index {
 		if errors.Is(errs[i], bus.ErrConflict) {
@@ -87,8 +110,7 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		st.withdraw(ctx, index, revs, errs)
 		return 0, fmt.Errorf("kvstore: create session: %w: index writes took over %v", bus.ErrUnavailable, st.orphanGrace/2)
 	}
-	record := write{key: sessionKey(s.SessionID), data: data, header: changeHeader(c, ""), ttl: st.recordTTL(ttl),
-		expect: rev(c.Claim), expectKey: fenceKey(s.LoginID)}
+	record := w.record
 	for attempt := 0; ; attempt++ {
 		r, err := st.publish(ctx, record)
 		if err == nil {
@@ -96,15 +118,8 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 		}
 		if errors.Is(err, bus.ErrConflict) && attempt < 3 {
 			// The fence key moved on: a fence, a claim, or a marker.
-			fenceSeq, fence, ferr := st.fence(ctx, s.LoginID)
-			switch {
-			case ferr != nil:
-				err = ferr
-			case !fence.IsZero() && !s.CreateTime.After(fence):
-				err = fmt.Errorf("kvstore: create session: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
-			case c.Claim != 0:
-				err = fmt.Errorf("kvstore: create session: %w", bus.ErrClaimLost)
-			default:
+			var fenceSeq uint64
+			if fenceSeq, err = st.fenceMoved(ctx, s, c); err == nil {
 				record.expect = rev(fenceSeq)
 				continue
 			}
@@ -114,24 +129,50 @@ func (st *Store) CreateSession(ctx context.Context, s *bus.Session, c bus.Change
 	}
 }
 
+// fenceMoved is called when the login's fence key is no longer where a
+// create expected it. It returns the fence key's revision to expect
+// instead, or why the create must fail: bus.ErrConflict when a fence at or
+// after the session's create time exists, bus.ErrClaimLost when the create
+// carries a claim (another claim or fence came after it).
+func (st *Store) fenceMoved(ctx context.Context, s *bus.Session, c bus.Change) (uint64, error) {
+	fenceSeq, fence, err := st.fence(ctx, s.LoginID)
+	switch {
+	case err != nil:
+		return 0, err
+	case !fence.IsZero() && !s.CreateTime.After(fence):
+		return 0, fmt.Errorf("kvstore: create session: %w: all sessions of the login were deleted meanwhile", bus.ErrConflict)
+	case c.Claim != 0:
+		return 0, fmt.Errorf("kvstore: create session: %w", bus.ErrClaimLost)
+	}
+	return fenceSeq, nil
+}
+
 // createOverMarker retries a create-only write when the key's last message
 // is a delete, purge or expiry marker; over a live value it is a conflict.
 func (st *Store) createOverMarker(ctx context.Context, w write) (uint64, error) {
-	last, err := st.lastMsg(ctx, w.key)
+	base, err := st.createBase(ctx, w.key)
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
+	}
+	w.expect = rev(base)
+	return st.publish(ctx, w)
+}
+
+// createBase returns the revision a create-only write of key must expect:
+// 0 when the key is empty, the last revision when that is a delete, purge
+// or expiry marker or a crash's leftover (see orphan). Over a live value it
+// is bus.ErrConflict.
+func (st *Store) createBase(ctx context.Context, key string) (uint64, error) {
+	last, err := st.lastMsg(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		w.expect = rev(0) // the marker expired meanwhile
+		return 0, nil // never written, or the marker expired meanwhile
 	case err != nil:
-		return 0, fmt.Errorf("kvstore: create %q: %w", w.key, err)
-	case !tombstone(last.Header):
-		if !st.orphan(ctx, w.key, last) {
-			return 0, fmt.Errorf("kvstore: create %q: %w", w.key, bus.ErrConflict)
-		}
-		w.expect = rev(last.Sequence) // a crash's leftover: take it over
-	default:
-		w.expect = rev(last.Sequence)
+		return 0, err
+	case !tombstone(last.Header) && !st.orphan(ctx, key, last):
+		return 0, bus.ErrConflict
 	}
-	return st.publish(ctx, w)
+	return last.Sequence, nil
 }
 
 // orphan reports whether a live token index entry was left by a create
@@ -175,16 +216,28 @@ func (st *Store) GetSession(ctx context.Context, id string) (*bus.Session, error
 	if tombstone(msg.Header) {
 		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
 	}
-	s, ok := st.records.get(id, msg.Sequence)
-	if !ok {
-		if s, err = decodeSession(msg.Data, msg.Sequence); err != nil {
-			return nil, err
-		}
-		st.records.put(s, readLog(msg.Header, msg.Sequence, msg.Time))
+	s, err := st.decodeRecord(id, msg)
+	if err != nil {
+		return nil, err
 	}
 	if !s.ExpiresAt.After(time.Now()) { // the record outlives the session (recordTTL)
 		return nil, fmt.Errorf("kvstore: get session: %w", bus.ErrSessionNotFound)
 	}
+	return s, nil
+}
+
+// decodeRecord returns the session a stored record holds: a copy of the
+// cached one when that is at the record's revision, else decoded and
+// cached with its change log.
+func (st *Store) decodeRecord(id string, msg *jetstream.RawStreamMsg) (*bus.Session, error) {
+	if s, ok := st.records.get(id, msg.Sequence); ok {
+		return s, nil
+	}
+	s, err := decodeSession(msg.Data, msg.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	st.records.put(s, readLog(msg.Header, msg.Sequence, msg.Time))
 	return s, nil
 }
 
@@ -354,21 +407,6 @@ func (st *Store) DeleteSession(ctx context.Context, s *bus.Session, c bus.Change
 		return err
 	}
 	return nil
-}
-
-// SessionIDsByLogin implements bus.Store: a filtered key listing of the
-// login's prefix, which the server answers from its subject index.
-func (st *Store) SessionIDsByLogin(ctx context.Context, loginID string) ([]string, error) {
-	lister, err := st.sessions.ListKeysFiltered(ctx, loginFilter(loginID))
-	if err != nil {
-		return nil, fmt.Errorf("kvstore: list sessions: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
-	var ids []string
-	for key := range lister.Keys() {
-		ids = append(ids, sessionIDFromLoginKey(key))
-	}
-	return ids, nil
 }
 
 // ClaimLogin implements bus.Store: the claim is a new revision of the

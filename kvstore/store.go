@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,6 +86,12 @@ type Store struct {
 	leaderReads    bool
 	servicesBucket string
 	records        recordCache
+	// direct sends batched direct gets (list.go); nil on a replicated
+	// bucket, whose followers may answer them.
+	direct *directReader
+	// atomicCreate: creates are one atomic batch (batch.go); cleared
+	// if the stream turns out to refuse them.
+	atomicCreate atomic.Bool
 	// delivered follows how far the change feed's reader has delivered;
 	// maxEventLag: see Config.MaxEventLag.
 	delivered   *deliveryWatch
@@ -132,11 +139,22 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	if err != nil {
 		return nil, err
 	}
+	atomicCreate := useAtomicCreate(cfg) && allowAtomicPublish(ctx, js, stream)
+	var direct *directReader
+	if cfg.Replicas == 1 && stream.CachedInfo().Config.AllowDirect {
+		if direct, err = newDirectReader(js, stream.CachedInfo().Config.Name); err != nil {
+			return nil, err
+		}
+	}
 	delivered, err := watchDelivery(ctx, sessions)
 	if err != nil {
+		if direct != nil {
+			direct.stop()
+		}
 		return nil, err
 	}
-	return &Store{
+	st := &Store{
+		direct:         direct,
 		delivered:      delivered,
 		maxEventLag:    cfg.MaxEventLag,
 		js:             js,
@@ -149,7 +167,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 		leaderReads:    cfg.Replicas > 1,
 		servicesBucket: cfg.ServicesBucket,
 		records:        newRecordCache(),
-	}, nil
+	}
+	st.atomicCreate.Store(atomicCreate)
+	return st, nil
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -172,10 +192,16 @@ func checkTTLSupport(ctx context.Context, js jetstream.JetStream, bucket string)
 	return st, nil
 }
 
-// Close stops the store's watch of the feed reader's delivery. The store
+// Close stops the store's watch of the feed reader's delivery and its
+// subscription for batched reads. The store
 // must not be used after. Safe to call twice.
 func (st *Store) Close() {
-	st.closeOnce.Do(st.delivered.stop)
+	st.closeOnce.Do(func() {
+		st.delivered.stop()
+		if st.direct != nil {
+			st.direct.stop()
+		}
+	})
 }
 
 // StreamName returns the JetStream stream behind a KV bucket: the change

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,9 @@ type write struct {
 	purge     bool
 }
 
-func (st *Store) msg(w write) (*nats.Msg, []jetstream.PublishOpt) {
+// msg is w as a message to publish, its conditions and TTL in headers, as
+// jetstream's publish options would set them.
+func (st *Store) msg(w write) *nats.Msg {
 	m := nats.NewMsg(st.subjPre + w.key)
 	m.Data = w.data
 	for k, vs := range w.header {
@@ -55,25 +58,22 @@ func (st *Store) msg(w write) (*nats.Msg, []jetstream.PublishOpt) {
 		m.Header.Set(kvOperation, kvOpPurge)
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	}
-	var opts []jetstream.PublishOpt
 	if w.ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(w.ttl))
+		m.Header.Set(jetstream.MsgTTLHeader, w.ttl.String())
 	}
 	if w.expect != nil {
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*w.expect, 10))
 		if w.expectKey != "" {
-			opts = append(opts, jetstream.WithExpectLastSequenceForSubject(*w.expect, st.subjPre+w.expectKey))
-		} else {
-			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*w.expect))
+			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, st.subjPre+w.expectKey)
 		}
 	}
-	return m, opts
+	return m
 }
 
 // publish writes w and returns the new revision. A lost compare-and-set is
 // bus.ErrConflict.
 func (st *Store) publish(ctx context.Context, w write) (uint64, error) {
-	m, opts := st.msg(w)
-	ack, err := st.js.PublishMsg(ctx, m, opts...)
+	ack, err := st.js.PublishMsg(ctx, st.msg(w))
 	if err != nil {
 		if isWrongLastSeq(err) {
 			return 0, fmt.Errorf("kvstore: write %q: %w", w.key, bus.ErrConflict)
@@ -90,8 +90,7 @@ func (st *Store) publishAll(ctx context.Context, ws ...write) ([]uint64, []error
 	errs := make([]error, len(ws))
 	futures := make([]jetstream.PubAckFuture, len(ws))
 	for i, w := range ws {
-		m, opts := st.msg(w)
-		futures[i], errs[i] = st.js.PublishMsgAsync(m, opts...)
+		futures[i], errs[i] = st.js.PublishMsgAsync(st.msg(w))
 	}
 	for i, f := range futures {
 		if f == nil {
