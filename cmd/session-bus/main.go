@@ -65,7 +65,7 @@ beside it in the command's --help; a flag on the command line wins.`,
 		SilenceUsage:      true, // a failure is not a usage mistake; usage errors point to --help
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd.Flags()) },
-	}, newServeCmd(), newEventsCmd(), newServiceCmd(), newAuthConfigCmd(), newVersionCmd())
+	}, newServeCmd(), newEventsCmd(), newServiceCmd(), newAuthConfigCmd(), newBenchCmd(), newVersionCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }
