@@ -135,6 +135,31 @@ func (a *Accounts) Provision(ctx context.Context, cred bus.ServiceCredential) (s
 	return account, creds, nil
 }
 
+// RefreshImports brings a service account's imports up to what its
+// permissions grant today, so that an account made by an older release
+// gains what was added since (the cache notices of session.read). Its
+// users' own permissions are in their JWTs: a rotation reissues them.
+// Revoked accounts stay as they are.
+func (a *Accounts) RefreshImports(ctx context.Context, cred bus.ServiceCredential) error {
+	fresh, err := a.serviceAccount(cred.Account, cred)
+	if err != nil {
+		return err
+	}
+	return a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) bool {
+		if len(ac.Imports) == len(fresh.Imports) {
+			same := true
+			for i := range ac.Imports {
+				same = same && *ac.Imports[i] == *fresh.Imports[i]
+			}
+			if same {
+				return false
+			}
+		}
+		ac.Imports = fresh.Imports
+		return true
+	})
+}
+
 // undo revokes an account whose setup failed, with a context of its own
 // (ctx may be what ended), and logs what it could not undo.
 func (a *Accounts) undo(ctx context.Context, cred bus.ServiceCredential) {

@@ -119,6 +119,7 @@ func newServeCmd() *cobra.Command {
 	f.str(&attrKeys, "attribute-key", "ATTRIBUTE_KEY", "", "encrypt attribute values at rest (AES-GCM): id:hexkey[,id:hexkey...], the first sealing new values, the others opening older ones; the same on every instance (prefer the environment variable or --attribute-key-file)")
 	f.str(&attrKeyFile, "attribute-key-file", "ATTRIBUTE_KEY_FILE", "", "read --attribute-key's value from this file (mode 0600 or stricter)")
 	f.num(&cfg.MaxInFlight, "max-in-flight", "MAX_IN_FLIGHT", cfg.MaxInFlight, "concurrent requests per process; beyond it callers get 503")
+	f.num(&cfg.CacheEntries, "cache-entries", "CACHE_ENTRIES", cfg.CacheEntries, "sessions the bus keeps in its coherent cache to answer reads without a store round trip (about 750 bytes each with three short attributes); 0 turns it off")
 	f.num(&cfg.MaxInFlightPerCaller, "max-in-flight-per-caller", "MAX_IN_FLIGHT_PER_CALLER", 0, "one calling service's share of --max-in-flight, so its burst cannot fail others' requests; 0 for half")
 	f.str(&cfg.Events.Name, "events-stream", "EVENTS_STREAM", cfg.Events.Name, "JetStream stream of session events (subjects session.>)")
 	f.dur(&cfg.Events.MaxAge, "events-max-age", "EVENTS_MAX_AGE", cfg.Events.MaxAge, "how long events are kept: how long a durable listener may be down")

@@ -246,6 +246,9 @@ func (a *App) sweepRotations(ctx context.Context) error {
 	if err := sweep(ctx); err != nil {
 		return err
 	}
+	if err := a.refreshImports(ctx); err != nil {
+		return err
+	}
 	loop, stop := context.WithCancel(context.Background())
 	a.stopSweep, a.sweepDone = stop, make(chan struct{})
 	go func() {
@@ -265,6 +268,24 @@ func (a *App) sweepRotations(ctx context.Context) error {
 			}
 		}
 	}()
+	return nil
+}
+
+// refreshImports gives the accounts of services registered by an older
+// release the imports their permissions grant today.
+func (a *App) refreshImports(ctx context.Context) error {
+	creds, err := a.manager.ListServices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range creds {
+		if c.Account == "" {
+			continue
+		}
+		if err := a.accounts.RefreshImports(ctx, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -68,4 +69,65 @@ func TestApp_CacheInAccountsMode(t *testing.T) {
 
 	time.Sleep(10 * sessioncache.HeartbeatInterval) // heartbeats would have come by now
 	assert.False(t, writer.CacheStats().Current, "no session.read, no notices")
+}
+
+// An account made before the cache notices existed gains their import
+// when the bus starts; the service's next rotation gives its user the
+// subscription too.
+func TestApp_OlderAccountsGainTheCacheImport(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, err := Start(context.Background(), accountsConfig(dir), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	admin := connectCreds(t, a, a.AdminCredsPath(), auth.AdminServiceID)
+	_, err = admin.RegisterService(ctx, bus.ServiceCredential{ServiceID: "reader", Permissions: []string{auth.PermSessionRead}}, "")
+	require.NoError(t, err)
+	list, err := a.manager.ListServices(ctx)
+	require.NoError(t, err)
+	var svc bus.ServiceCredential
+	for _, c := range list {
+		if c.ServiceID == "reader" {
+			svc = c
+		}
+	}
+	require.NotEmpty(t, svc.Account)
+
+	// Make it an account of an older release: no cache import.
+	lookup := func() *jwt.AccountClaims {
+		msg, err := a.sys.Request("$SYS.REQ.ACCOUNT."+svc.Account+".CLAIMS.LOOKUP", nil, natstest.Patience)
+		require.NoError(t, err)
+		ac, err := jwt.DecodeAccountClaims(string(msg.Data))
+		require.NoError(t, err)
+		return ac
+	}
+	hasCacheImport := func(ac *jwt.AccountClaims) bool {
+		for _, im := range ac.Imports {
+			if string(im.Subject) == bus.CacheSubject {
+				return true
+			}
+		}
+		return false
+	}
+	ac := lookup()
+	require.True(t, hasCacheImport(ac))
+	var kept jwt.Imports
+	for _, im := range ac.Imports {
+		if string(im.Subject) != bus.CacheSubject {
+			kept = append(kept, im)
+		}
+	}
+	ac.Imports = kept
+	token, err := ac.Encode(a.opKeys.Operator)
+	require.NoError(t, err)
+	_, err = a.sys.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(token), natstest.Patience)
+	require.NoError(t, err)
+	require.False(t, hasCacheImport(lookup()))
+
+	require.NoError(t, a.Close())
+	a, err = Start(context.Background(), accountsConfig(dir), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	assert.True(t, hasCacheImport(lookup()), "the restart brought the import back")
 }
