@@ -36,6 +36,22 @@ type Cache struct {
 	epoch   atomic.Uint64 // moves on at each flush: fills begun before are dropped
 
 	hits, misses, fallThroughs, invalidations, flushes, evictions atomic.Uint64
+
+	// recent remembers the last notices, so that a read by token, whose
+	// session was unknown when it began, is kept out only by a notice of
+	// its own session (any notice at all would keep most reads out under
+	// steady writes).
+	recentMu sync.Mutex
+	recent   [recentNotices]notice
+}
+
+// recentNotices is how many notices a read by token can look back over;
+// a read that saw more go by is kept out.
+const recentNotices = 4096
+
+type notice struct {
+	n  uint64 // the value of invalidations it set
+	id string
 }
 
 type shard struct {
@@ -192,7 +208,7 @@ func (c *Cache) Begin(id string) Ticket {
 }
 
 // BeginToken returns the ticket of a read by token: the session's id is
-// not known before the answer, so any notice at all keeps it out.
+// not known before the answer, so Fill looks back over the notices since.
 func (c *Cache) BeginToken() Ticket {
 	if !c.current.Load() {
 		return Ticket{}
@@ -216,12 +232,13 @@ func (c *Cache) Fill(t Ticket, s *bus.Session, token string) {
 	e.touched.Store(time.Now().UnixNano()) // the read that filled it touched it
 	sh := c.shardOf(s.SessionID)
 	sh.mu.Lock()
-	// A read by token did not know its shard: any notice since it began
-	// keeps it out. Invalidate counts under the shard's lock, so a notice
-	// of this session is either seen here or comes after the store.
+	// A read by token did not know its shard: a notice of its session
+	// since it began keeps it out. Invalidate records under the shard's
+	// lock, so a notice of this session is either seen here or comes after
+	// the store.
 	stale := sh.gen != t.Gen
 	if token != "" {
-		stale = c.invalidations.Load() != t.Gen
+		stale = c.noticedSince(t.Gen, s.SessionID)
 	}
 	if !c.current.Load() || c.epoch.Load() != t.Epoch || stale {
 		sh.mu.Unlock()
@@ -255,9 +272,32 @@ func (c *Cache) Invalidate(id string) {
 	sh := c.shardOf(id)
 	sh.mu.Lock()
 	sh.gen++
-	c.invalidations.Add(1) // under the lock: see Fill
+	n := c.invalidations.Add(1) // under the lock: see Fill
+	c.recentMu.Lock()
+	c.recent[n%recentNotices] = notice{n: n, id: id}
+	c.recentMu.Unlock()
 	delete(sh.entries, id)
 	sh.mu.Unlock()
+}
+
+// noticedSince reports whether a notice after the n-th named session id,
+// or whether too many came since to tell.
+func (c *Cache) noticedSince(n uint64, id string) bool {
+	last := c.invalidations.Load()
+	if last == n {
+		return false
+	}
+	if last-n >= recentNotices {
+		return true
+	}
+	c.recentMu.Lock()
+	defer c.recentMu.Unlock()
+	for k := n + 1; k <= last; k++ {
+		if r := c.recent[k%recentNotices]; r.n != k || r.id == id {
+			return true // overwritten meanwhile, or this session's
+		}
+	}
+	return false
 }
 
 // Flush drops every cached session and keeps reads in flight out.

@@ -55,10 +55,29 @@ func TestCache_NoticeDuringReadKeepsItOut(t *testing.T) {
 	assert.False(t, ok, "by id")
 
 	t2 := c.BeginToken()
-	c.Invalidate("b") // any session: the read's id was not known
+	c.Invalidate("b")
+	c.Invalidate("a")
+	c.Invalidate("c")
 	c.Fill(t2, session("a", now.Add(time.Minute)), "tok")
 	_, ok = c.GetByToken("tok", now)
 	assert.False(t, ok, "by token")
+
+	// Notices of other sessions do not keep a read by token out, unless
+	// too many went by to tell.
+	t5 := c.BeginToken()
+	for i := range 100 {
+		c.Invalidate(fmt.Sprintf("other-%d", i))
+	}
+	c.Fill(t5, session("a", now.Add(time.Minute)), "tok")
+	_, ok = c.GetByToken("tok", now)
+	assert.True(t, ok, "by token, among notices of others")
+	t6 := c.BeginToken()
+	for i := range recentNotices {
+		c.Invalidate(fmt.Sprintf("other-%d", i))
+	}
+	c.Fill(t6, session("z", now.Add(time.Minute)), "tok-z")
+	_, ok = c.GetByToken("tok-z", now)
+	assert.False(t, ok, "past what the cache remembers")
 
 	t3 := c.Begin("a")
 	c.Flush()
