@@ -135,28 +135,25 @@ func (a *Accounts) Provision(ctx context.Context, cred bus.ServiceCredential) (s
 	return account, creds, nil
 }
 
-// RefreshImports brings a service account's imports up to what its
-// permissions grant today, so that an account made by an older release
-// gains what was added since (the cache notices of session.read). Its
-// users' own permissions are in their JWTs: a rotation reissues them.
-// Revoked accounts stay as they are.
+// RefreshImports adds to a service account the imports its permissions
+// grant today and it lacks, so that an account made by an older release
+// gains what was added since (the cache notices of session.read); it
+// removes none. Its users' own permissions are in their JWTs: a rotation
+// reissues them. Revoked accounts stay as they are.
 func (a *Accounts) RefreshImports(ctx context.Context, cred bus.ServiceCredential) error {
 	fresh, err := a.serviceAccount(cred.Account, cred)
 	if err != nil {
 		return err
 	}
 	return a.update(ctx, cred.Account, func(ac *jwt.AccountClaims) bool {
-		if len(ac.Imports) == len(fresh.Imports) {
-			same := true
-			for i := range ac.Imports {
-				same = same && *ac.Imports[i] == *fresh.Imports[i]
-			}
-			if same {
-				return false
+		added := false
+		for _, want := range fresh.Imports {
+			if !slices.ContainsFunc(ac.Imports, func(have *jwt.Import) bool { return *have == *want }) {
+				ac.Imports.Add(want)
+				added = true
 			}
 		}
-		ac.Imports = fresh.Imports
-		return true
+		return added
 	})
 }
 

@@ -77,6 +77,12 @@ func (m *Manager) changed(id string, err error) {
 	if err != nil && (errors.Is(err, ErrConflict) || errors.Is(err, ErrEventsBehind)) {
 		return
 	}
+	if err != nil && m.o.notify != nil && !errors.Is(err, ErrSessionNotFound) {
+		// The outcome is unknown: the write may still commit after this
+		// notice went out, and a read between would cache the old state.
+		// Announce it again once any such write has committed or failed.
+		time.AfterFunc(m.o.requestTimeout, func() { m.changed(id, nil) })
+	}
 	if m.o.notify != nil {
 		m.o.notify(id)
 	}

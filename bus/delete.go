@@ -74,6 +74,9 @@ func (m *Manager) DeleteAllSessions(ctx context.Context, loginID string) (int, e
 func (m *Manager) deleteByID(ctx context.Context, id, reason string) (bool, error) {
 	s, err := m.store.GetSession(ctx, id)
 	if errors.Is(err, ErrSessionNotFound) {
+		// Gone already, maybe by a write whose outcome its caller never
+		// learned: caches hear of it once more.
+		m.changed(id, nil)
 		return false, nil
 	}
 	if err != nil {

@@ -29,6 +29,13 @@ func (m *Manager) getAndTouch(ctx context.Context, id string) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	return m.touched(ctx, s)
+}
+
+// touched audits a read of s and slides its idle timeout when a touch is
+// due, returning the session as the read should see it.
+func (m *Manager) touched(ctx context.Context, s *Session) (*Session, error) {
+	id := s.SessionID
 	m.auditAccess(ctx, s)
 	now := m.o.now()
 	if now.Sub(s.LastAccess) < m.touch {
@@ -168,12 +175,32 @@ func (m *Manager) TouchSessions(ctx context.Context, ids []string) ([]string, er
 	}
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	// From the store, not the read cache: a touch is how a client cache
+	// learns of a session ended by a write whose notice it missed.
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s, err := m.load(ctx, id)
+			if err == nil {
+				_, err = m.touched(ctx, s)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
 	missing := []string{}
-	for _, id := range ids {
-		_, err := m.getAndTouch(ctx, id)
+	for i, err := range errs {
 		switch {
 		case errors.Is(err, ErrSessionNotFound):
-			missing = append(missing, id)
+			if m.o.cache != nil {
+				m.o.cache.Invalidate(ids[i])
+			}
+			missing = append(missing, ids[i])
 		case err != nil:
 			return nil, err
 		}

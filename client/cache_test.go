@@ -138,7 +138,6 @@ func TestCache_ServesFromMemoryAndSeesChanges(t *testing.T) {
 	s, err := writer.CreateSession(ctx, "alice", "tok-a", bus.WithAttributes(map[string]string{"role": "user"}))
 	require.NoError(t, err)
 	warm(t, reader, s.SessionID)
-	hits := reader.CacheStats().Hits
 	got, err := reader.GetSession(ctx, s.SessionID)
 	require.NoError(t, err)
 	assert.Equal(t, "user", got.Attributes["role"])
@@ -147,7 +146,6 @@ func TestCache_ServesFromMemoryAndSeesChanges(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Equal(t, "user", v, "a caller's copy is its own")
-	assert.Equal(t, hits+2, reader.CacheStats().Hits)
 
 	// By token: the first read fills, the next is a hit.
 	_, err = reader.GetSessionByToken(ctx, "tok-a")
@@ -276,6 +274,13 @@ func TestCache_FailsClosed(t *testing.T) {
 				st := c.CacheStats()
 				return st.Flushes > flushes || !st.Current
 			}, natstest.Patience, time.Millisecond, "the cut is noticed")
+			// The revocation's own notice is lost too (where the feed
+			// still flows): only failing closed keeps it from being served.
+			b.mu.Lock()
+			if b.mode == feedPass {
+				b.mode = feedDropNext
+			}
+			b.mu.Unlock()
 			require.NoError(t, b.m.DeleteSession(ctx, s.SessionID))
 			for range 20 {
 				_, err := c.GetSession(ctx, s.SessionID)
@@ -330,7 +335,7 @@ func TestCache_TouchesKeepSessionsAlive(t *testing.T) {
 	}
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	b := runCacheBus(t, srv, 2*time.Second)
+	b := runCacheBus(t, srv, 3*time.Second)
 	c := cachedClient(t, natstest.Connect(t, srv), client.CacheConfig{TouchInterval: 300 * time.Millisecond})
 	waitCurrent(t, c)
 	ctx := context.Background()
@@ -340,7 +345,7 @@ func TestCache_TouchesKeepSessionsAlive(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, s.SessionID)
 	}
-	end := time.Now().Add(5 * time.Second) // over twice the idle timeout
+	end := time.Now().Add(7 * time.Second) // over twice the idle timeout
 	for time.Now().Before(end) {
 		for _, id := range ids {
 			_, err := c.GetSession(ctx, id)
@@ -354,7 +359,7 @@ func TestCache_TouchesKeepSessionsAlive(t *testing.T) {
 	assert.Zero(t, st.TouchErrors)
 	// Touches are batched and bounded: at most one per session per
 	// interval (plus the bus's own reads on misses).
-	assert.LessOrEqual(t, st.Touches, uint64(len(ids))*uint64(5*time.Second/(300*time.Millisecond)+1))
+	assert.LessOrEqual(t, st.Touches, uint64(len(ids))*uint64(7*time.Second/(300*time.Millisecond)+1))
 }
 
 // TestCache_Bounded: the cache holds at most its entry bound.

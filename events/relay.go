@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,12 @@ type RelayConfig struct {
 	MaxInFlight int
 	// Logger, narrowed to component=events.relay. Default slog.Default().
 	Logger *slog.Logger
+	// Notify, when set, is told the session ids of every change the
+	// active relay reads, before their events are published: the
+	// backstop of the session caches' notices (sessioncache), which
+	// covers writers that announce nothing themselves (a library Manager,
+	// an older bus process) within the relay's lag.
+	Notify func(ids ...string)
 }
 
 // DefaultRelayConfig returns the defaults stated on each [RelayConfig] field.
@@ -343,6 +350,7 @@ func (r *Relay) relay(ctx context.Context) error {
 			}
 			return fmt.Errorf("events: read changes: %w", err)
 		}
+		r.notify(b.Changes)
 		var last jetstream.PubAckFuture
 		for i, c := range b.Changes {
 			if i > 0 && i%feedBatchHint == 0 {
@@ -657,4 +665,22 @@ func legacyCheckpoint(ctx context.Context, events jetstream.Stream, bucket strin
 func backoff(n int) time.Duration {
 	d := 50 * time.Millisecond << min(n-1, 6)
 	return min(d, 2*time.Second)
+}
+
+// notify tells the caches of the sessions that changes touch, each once.
+func (r *Relay) notify(changes []bus.ChangeRecord) {
+	if r.cfg.Notify == nil || len(changes) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(changes))
+	seen := make(map[string]struct{}, len(changes))
+	for _, c := range changes {
+		if _, ok := seen[c.SessionID]; !ok {
+			seen[c.SessionID] = struct{}{}
+			ids = append(ids, c.SessionID)
+		}
+	}
+	for chunk := range slices.Chunk(ids, 256) { // notices stay small
+		r.cfg.Notify(chunk...)
+	}
 }

@@ -46,7 +46,7 @@ func newBusEnv(tb testing.TB, n int, idle time.Duration, opts ...natsapi.Option)
 		}
 		// As serve wires it: change notices, and the bus's own cache.
 		nc := natstest.Connect(tb, srv)
-		cacheOpts, stopCache, err := sessioncache.ForBus(nc, sessioncache.DefaultMaxEntries, quiet)
+		cacheOpts, _, stopCache, err := sessioncache.ForBus(nc, sessioncache.DefaultMaxEntries, quiet)
 		require.NoError(tb, err)
 		m, err := bus.New(ist, fmt.Sprintf("bus-%d", i), idle, append(cacheOpts, bus.WithLogger(quiet))...)
 		require.NoError(tb, err)

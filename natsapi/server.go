@@ -140,12 +140,26 @@ func (s *Server) Info() micro.Info { return s.svc.Info() }
 // [EndpointStats].
 func (s *Server) Stats() micro.Stats { return s.svc.Stats() }
 
+// busOwned reports whether a reply subject is one the bus publishes on
+// for everyone (change notices, core events) or a system subject: a
+// caller that names one would have the bus publish its reply there. NATS
+// does not check reply subjects against the sender's permissions, so
+// without accounts (callout mode) this is the only guard.
+func busOwned(reply string) bool {
+	for _, p := range []string{bus.SubjectPrefix + ".", "session.", "sessionaudit.", "$"} {
+		if strings.HasPrefix(reply, p) {
+			return true
+		}
+	}
+	return reply == bus.SubjectPrefix
+}
+
 // handler is the micro handler of class c. micro calls it for one request
 // at a time, so it only admits the request and hands it to a goroutine.
 func (s *Server) handler(c bus.Class) micro.HandlerFunc {
 	st := s.stats[c]
 	return func(req micro.Request) {
-		if s.o.callers != nil && !strings.HasPrefix(req.Reply(), MappedReplyPrefix) {
+		if s.o.callers != nil && !strings.HasPrefix(req.Reply(), MappedReplyPrefix) || busOwned(req.Reply()) {
 			st.rejected.Add(1) // counted, not logged: a log line per request is a flood
 			return
 		}

@@ -538,3 +538,31 @@ func TestServer_VerifyRateLimitPerCaller(t *testing.T) {
 	_, err = m.VerifyService(bus.ContextWithRemote(context.Background(), "10.0.0.7"), "admin", secret)
 	require.NoError(t, err, "a login of admin is not locked out")
 }
+
+// TestServer_RefusesBusOwnedReplySubjects: a caller cannot have the bus
+// publish its reply on a subject the bus owns (change notices, events,
+// audit) or a system subject: NATS does not check reply subjects against
+// the requester's permissions, so in callout mode this is the only guard.
+// Such requests are dropped and counted; a normal inbox still gets its reply.
+func TestServer_RefusesBusOwnedReplySubjects(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	m := newManager(t, bus.NewMemoryStore())
+	svc := runServer(t, srv, m)
+	nc := natstest.Connect(t, srv)
+	s, err := m.CreateSession(context.Background(), "u", "t")
+	require.NoError(t, err)
+	body := []byte(`{"session_id":"` + s.SessionID + `"}`)
+	replies := []string{bus.CacheSubject, "session.deleted." + s.SessionID, "sessionaudit.accessed.x", "$JS.API.STREAM.PURGE.KV_sessions", "sessionbus.read.get.other"}
+	for _, reply := range replies {
+		require.NoError(t, nc.PublishRequest(subj(bus.MethodGet, "c"), reply, body))
+	}
+	wantOK(t, request(t, nc, subj(bus.MethodGet, "c"), body)) // after the others: they were handled first
+	var rejected uint64
+	for _, e := range svc.Stats().Endpoints {
+		var d natsapi.EndpointStats
+		require.NoError(t, json.Unmarshal(e.Data, &d))
+		rejected += d.Rejected
+	}
+	assert.Equal(t, uint64(len(replies)), rejected)
+}

@@ -12,19 +12,21 @@ import (
 // nc, and (with maxEntries > 0) its own coherent copy of hot sessions,
 // which answers reads without a store round trip. nc must be the
 // connection that answers the bus's requests, so that each notice reaches
-// the server before its write's reply. It returns the Manager options and
-// a stop to call after the last request is answered.
-func ForBus(nc *nats.Conn, maxEntries int, log *slog.Logger) ([]bus.Option, func(), error) {
+// the server before its write's reply. It returns the Manager options, the
+// publisher's Notify (for the event relay's backstop notices, see
+// events.RelayConfig.Notify) and a stop to call after the last request is
+// answered and the relay has stopped.
+func ForBus(nc *nats.Conn, maxEntries int, log *slog.Logger) (opts []bus.Option, notify func(ids ...string), stop func(), err error) {
 	pub := NewPublisher(nc, bus.CacheSubject)
-	opts := []bus.Option{bus.WithChangeNotifier(pub.Notify)}
+	opts = []bus.Option{bus.WithChangeNotifier(pub.Notify)}
 	if maxEntries <= 0 {
-		return opts, pub.Close, nil
+		return opts, pub.Notify, pub.Close, nil
 	}
 	c := New(maxEntries)
 	f, err := Follow(nc, c, FollowConfig{Log: log})
 	if err != nil {
 		pub.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return append(opts, bus.WithReadCache(c)), func() { pub.Close(); f.Close() }, nil
+	return append(opts, bus.WithReadCache(c)), pub.Notify, func() { pub.Close(); f.Close() }, nil
 }

@@ -136,7 +136,7 @@ func (f *Follower) handle(m *nats.Msg) {
 	p := f.pubs[n.Publisher]
 	switch {
 	case n.Bye:
-		if p != nil && n.Seq != p.seq+1 {
+		if p != nil && n.Seq != p.seq+1 || p == nil && n.Seq != 1 {
 			f.loseLocked("a gap before a publisher's goodbye")
 		}
 		delete(f.pubs, n.Publisher)

@@ -132,9 +132,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.store, err = kvstore.New(ctx, js, cfg.Store); err != nil {
 		return nil, err
 	}
+	// Caches hear of every write from the process that made it, and from
+	// the active relay as a backstop for writers that announce nothing.
+	cacheOpts, notify, stopCache, err := sessioncache.ForBus(a.nc, cfg.CacheEntries, log.With("component", "cache"))
+	if err != nil {
+		return nil, err
+	}
+	a.stopCache = stopCache
 	// Every instance runs a relay; one of them is active at a time.
 	rcfg := events.DefaultRelayConfig()
 	rcfg.Bucket, rcfg.Stream, rcfg.LeaseTTL, rcfg.Logger = cfg.Store.Bucket, cfg.Events, cfg.RelayLeaseTTL, log
+	rcfg.Notify = notify
 	if a.relay, err = events.NewRelay(a.store, js, rcfg); err != nil {
 		return nil, err
 	}
@@ -156,11 +164,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.AuditAccess {
 		opts = append(opts, bus.WithAccessAudit(a.recordAccess))
 	}
-	cacheOpts, stopCache, err := sessioncache.ForBus(a.nc, cfg.CacheEntries, log.With("component", "cache"))
-	if err != nil {
-		return nil, err
-	}
-	a.stopCache = stopCache
 	opts = append(opts, cacheOpts...)
 	if a.manager, err = bus.New(a.store, cfg.ServiceID, cfg.IdleTimeout, opts...); err != nil {
 		return nil, err
@@ -283,7 +286,8 @@ func (a *App) refreshImports(ctx context.Context) error {
 			continue
 		}
 		if err := a.accounts.RefreshImports(ctx, c); err != nil {
-			return err
+			// The service keeps what it had; the next start tries again.
+			a.log.Warn("could not bring a service account's imports up to date", "service_id", c.ServiceID, "err", err)
 		}
 	}
 	return nil
@@ -477,9 +481,6 @@ func (a *App) stopParts() error {
 	if a.service != nil {
 		errs = append(errs, a.service.Close())
 	}
-	if a.stopCache != nil { // after the last write of this process
-		a.stopCache()
-	}
 	if a.stopSweep != nil {
 		a.stopSweep()
 		<-a.sweepDone
@@ -489,6 +490,9 @@ func (a *App) stopParts() error {
 	}
 	if a.relay != nil {
 		errs = append(errs, a.relay.Close())
+	}
+	if a.stopCache != nil { // after the last write and the relay's last notice
+		a.stopCache()
 	}
 	if a.store != nil {
 		a.store.Close()

@@ -131,3 +131,37 @@ func TestApp_OlderAccountsGainTheCacheImport(t *testing.T) {
 	t.Cleanup(func() { _ = a.Close() })
 	assert.True(t, hasCacheImport(lookup()), "the restart brought the import back")
 }
+
+// A writer that announces nothing (a library Manager on the same bucket,
+// or a bus process of an older release) is covered by the active relay's
+// notices: a cached copy is dropped within the relay's lag.
+func TestApp_RelayNoticesWritesThatAnnounceNothing(t *testing.T) {
+	t.Parallel()
+	a, err := Start(context.Background(), accountsConfig(t.TempDir()), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	nc, err := nats.Connect(a.ClientURL(), nats.UserCredentials(a.AdminCredsPath()))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	c, err := client.New(nc, client.WithServiceID(auth.AdminServiceID), client.WithCache(client.CacheConfig{TouchInterval: time.Hour}))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	require.Eventually(t, func() bool { return c.CacheStats().Current }, natstest.Patience, 5*time.Millisecond)
+
+	silent, err := bus.New(a.store, "library", time.Hour, bus.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	s, err := silent.CreateSession(ctx, "u", "tok")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		before := c.CacheStats().Hits
+		_, err := c.GetSession(ctx, s.SessionID)
+		require.NoError(t, err)
+		return c.CacheStats().Hits > before
+	}, natstest.Patience, time.Millisecond)
+	require.NoError(t, silent.DeleteSession(ctx, s.SessionID))
+	require.Eventually(t, func() bool {
+		_, err := c.GetSession(ctx, s.SessionID)
+		return err != nil
+	}, natstest.Patience, time.Millisecond, "the relay's notice drops the copy")
+}
