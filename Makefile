@@ -19,6 +19,11 @@ bench:
 bench-check:
 	go test -run '^$$' -bench . -benchtime=1x $(PKGS)
 
+## redis-bench-check: the Redis side-by-side module (bench/redis, a module
+## of its own) is tidy, vets, and its bus rows run briefly (no Redis needed)
+redis-bench-check:
+	cd bench/redis && go mod tidy && git diff --exit-code go.mod go.sum && go vet ./... && go test -count=1 ./...
+
 ## vet: go vet
 vet:
 	go vet $(PKGS)
@@ -45,4 +50,4 @@ cover:
 run:
 	go run ./cmd/session-bus serve
 
-.PHONY: test short bench bench-check vet fmt-check lint tidy-check cover run
+.PHONY: test short bench bench-check redis-bench-check vet fmt-check lint tidy-check cover run
