@@ -23,7 +23,7 @@ func ForBus(nc *nats.Conn, maxEntries int, log *slog.Logger) (opts []bus.Option,
 		return opts, pub.Notify, pub.Close, nil
 	}
 	c := New(maxEntries)
-	f, err := Follow(nc, c, FollowConfig{Log: log})
+	f, err := Follow(nc, c, FollowConfig{Log: log, Strict: true})
 	if err != nil {
 		pub.Close()
 		return nil, nil, nil, err

@@ -29,9 +29,9 @@ type Cache struct {
 	shard [shards]shard
 
 	current atomic.Bool // the follower vouches for every entry
-	// pending reports notices received but not yet applied; a read waits
-	// for none of them (it falls through), so a write whose notice came
-	// before a request is seen by that request.
+	// pending reports notices received but not yet applied (always false
+	// unless FollowConfig.Strict): a read falls through while there are
+	// any, so a write whose notice came before a request is seen by it.
 	pending atomic.Pointer[func() bool]
 	epoch   atomic.Uint64 // moves on at each flush: fills begun before are dropped
 

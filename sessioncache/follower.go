@@ -28,6 +28,12 @@ type FollowConfig struct {
 	MaxLag time.Duration
 	// Log receives the reasons the cache was dropped. Default: discard.
 	Log *slog.Logger
+	// Strict: the cache does not answer while a notice it has received is
+	// not applied yet, so a request that arrives after a write's reply
+	// sees the write (the bus's own cache, whose requests and notices
+	// share a connection). It costs a lock per read; without it a notice
+	// is applied within microseconds of its arrival.
+	Strict bool
 }
 
 // Follower keeps a [Cache] coherent from the change notices of every bus
@@ -98,6 +104,9 @@ func Follow(nc *nats.Conn, c *Cache, cfg FollowConfig) (*Follower, error) {
 	pending := func() bool {
 		n, _, err := sub.Pending()
 		return err != nil || n > 0
+	}
+	if !cfg.Strict {
+		pending = func() bool { return false }
 	}
 	c.pending.Store(&pending)
 	f.wg.Add(1)
