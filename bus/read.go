@@ -133,18 +133,10 @@ func (m *Manager) SessionsByLogin(ctx context.Context, loginID string) ([]*Sessi
 		return nil, m.storeErr("list sessions", err)
 	}
 	out := make([]*Session, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = m.loadForRead(ctx, id)
-		}()
-	}
-	wg.Wait()
+	errs := forEach(ids, func(i int, id string) (err error) {
+		out[i], err = m.loadForRead(ctx, id)
+		return err
+	})
 	live := out[:0]
 	for i, s := range out {
 		switch {
@@ -177,22 +169,13 @@ func (m *Manager) TouchSessions(ctx context.Context, ids []string) ([]string, er
 	defer cancel()
 	// From the store, not the read cache: a touch is how a client cache
 	// learns of a session ended by a write whose notice it missed.
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s, err := m.load(ctx, id)
-			if err == nil {
-				_, err = m.touched(ctx, s)
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
+	errs := forEach(ids, func(_ int, id string) error {
+		s, err := m.load(ctx, id)
+		if err == nil {
+			_, err = m.touched(ctx, s)
+		}
+		return err
+	})
 	missing := []string{}
 	for i, err := range errs {
 		switch {
@@ -206,4 +189,22 @@ func (m *Manager) TouchSessions(ctx context.Context, ids []string) ([]string, er
 		}
 	}
 	return missing, nil
+}
+
+// forEach runs f on every id, eight at a time (a store round trip each),
+// and returns each one's error by index.
+func forEach(ids []string, f func(i int, id string) error) []error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = f(i, id)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
