@@ -274,15 +274,18 @@ func startReaderAfter(t *testing.T, feed bus.ChangeFeed, pos uint64) *reader {
 			if err != nil {
 				return
 			}
+			// Recorded before it is seen: a reader stopped right after a
+			// waitFor has delivered what that waitFor saw (a reader that
+			// dies before recording may be given it again, unmarked).
+			if err := feed.Delivered(ctx, bus.Delivery{Position: b.Through, AsOf: b.AsOf}); err != nil {
+				return
+			}
 			r.mu.Lock()
 			r.all = append(r.all, b.Changes...)
 			r.mu.Unlock()
 			select {
 			case r.notify <- struct{}{}:
 			default:
-			}
-			if err := feed.Delivered(ctx, bus.Delivery{Position: b.Through, AsOf: b.AsOf}); err != nil {
-				return
 			}
 		}
 	}()
