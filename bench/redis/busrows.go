@@ -104,6 +104,12 @@ func busRows(ctx context.Context, cfg config, mode app.AuthMode, progress func(s
 	if reads := after.Hits + after.Misses + after.FallThroughs - before.Hits - before.Misses - before.FallThroughs; reads > 0 {
 		r.Note = fmt.Sprintf("hit ratio %.3f", float64(after.Hits-before.Hits)/float64(reads))
 	}
+	// One value from the cache, as DoCache's GET returns one value: the
+	// like-for-like read (a whole session is a copy the caller owns).
+	measure("cached get_attribute (one value)", "cached-get-attribute", kindCached, func(ctx context.Context, i uint64) error {
+		_, _, err := cached.GetAttribute(ctx, b.ids[i%n], "role")
+		return err
+	})
 	measure("get (uncached client)", "get", kindRead, func(ctx context.Context, i uint64) error {
 		_, err := c.GetSession(ctx, b.ids[i%n])
 		return err

@@ -35,7 +35,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, mode := range cfg.Auth {
 		target := "bus/" + string(mode)
-		for _, key := range []string{keyKVGet, keyKVPut, "cached-get", "get", "get-by-token", "create", "list", "revocation"} {
+		for _, key := range []string{keyKVGet, keyKVPut, "cached-get", "cached-get-attribute", "get", "get-by-token", "create", "list", "revocation"} {
 			require.Contains(t, byKey, target+" "+key)
 		}
 		assert.Equal(t, uint64(readersN*3*cfg.Revocations), byKey[target+" revocation"].Ops, "one lag per reader and change")
