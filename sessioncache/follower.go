@@ -52,6 +52,9 @@ type Follower struct {
 	mu      sync.Mutex
 	pubs    map[string]*publisherState
 	dropped int // the subscription's dropped count when last checked
+	// lastDropLog and dropsUnlogged rate-limit the drop warning.
+	lastDropLog   time.Time
+	dropsUnlogged int
 	linked  bool
 
 	status chan nats.Status
@@ -218,10 +221,20 @@ func (f *Follower) watch() {
 // loseLocked drops every cached session: a change may have been missed.
 func (f *Follower) loseLocked(why string) {
 	if f.c.Current() {
-		f.log.Warn("session cache dropped", "why", why)
+		// A skewed publisher clock would drop the cache at every notice:
+		// say so once in a while, with the count, not ten times a second.
+		f.dropsUnlogged++
+		if now := time.Now(); now.Sub(f.lastDropLog) >= dropLogInterval {
+			f.log.Warn("session cache dropped", "why", why, "drops", f.dropsUnlogged)
+			f.lastDropLog, f.dropsUnlogged = now, 0
+		}
 	}
 	f.c.Flush()
 }
+
+// dropLogInterval bounds how often a follower logs that it dropped its
+// cache; the log line counts the drops since the last one.
+const dropLogInterval = 10 * time.Second
 
 func (f *Follower) lose(why string) {
 	f.mu.Lock()
