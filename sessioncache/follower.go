@@ -55,7 +55,7 @@ type Follower struct {
 	// lastDropLog and dropsUnlogged rate-limit the drop warning.
 	lastDropLog   time.Time
 	dropsUnlogged int
-	linked  bool
+	linked        bool
 
 	status chan nats.Status
 	stop   chan struct{}
