@@ -146,13 +146,16 @@ func (s *Server) Stats() micro.Stats { return s.svc.Stats() }
 // does not check reply subjects against the sender's permissions, so
 // without accounts (callout mode) this is the only guard.
 func busOwned(reply string) bool {
-	for _, p := range []string{bus.SubjectPrefix + ".", "session.", "sessionaudit.", "$"} {
+	for _, p := range busOwnedPrefixes {
 		if strings.HasPrefix(reply, p) {
 			return true
 		}
 	}
 	return reply == bus.SubjectPrefix
 }
+
+// busOwnedPrefixes are the subjects busOwned refuses as replies.
+var busOwnedPrefixes = []string{bus.SubjectPrefix + ".", "session.", "sessionaudit.", "$"}
 
 // handler is the micro handler of class c. micro calls it for one request
 // at a time, so it only admits the request and hands it to a goroutine.

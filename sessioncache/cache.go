@@ -110,6 +110,11 @@ func (c *Cache) shardOf(id string) *shard {
 	return &c.shard[maphash.String(c.seed, id)%shards]
 }
 
+// tokenShard is where the token map keeps a token hash.
+func (c *Cache) tokenShard(h [sha256.Size]byte) *shard {
+	return &c.shard[maphash.Bytes(c.seed, h[:])%shards]
+}
+
 func (c *Cache) tokenHash(token string) [sha256.Size]byte {
 	h := sha256.New()
 	h.Write(c.salt[:])
@@ -147,18 +152,19 @@ func (c *Cache) GetByToken(token string, now time.Time) (*bus.Session, bool) {
 		return nil, false
 	}
 	h := c.tokenHash(token)
-	sh := c.shardOf(string(h[:]))
+	sh := c.tokenShard(h)
 	sh.mu.RLock()
 	id, ok := sh.tokens[h]
 	sh.mu.RUnlock()
-	if !ok {
+	var e *entry
+	if ok {
+		e = c.held(id, now)
+	}
+	if e == nil || e.token != h {
 		c.misses.Add(1)
 		return nil, false
 	}
-	e := c.lookup(id, now)
-	if e == nil || e.token != h {
-		return nil, false
-	}
+	c.hits.Add(1)
 	return e.s.Clone(), true
 }
 
@@ -171,20 +177,31 @@ func (c *Cache) answering() bool {
 	return p != nil && !(*p)()
 }
 
+// lookup returns the live entry of id when the cache answers, counting
+// the read as a hit, a miss or a fall-through.
 func (c *Cache) lookup(id string, now time.Time) *entry {
 	if !c.answering() {
 		c.fallThroughs.Add(1)
 		return nil
 	}
+	e := c.held(id, now)
+	if e == nil {
+		c.misses.Add(1)
+		return nil
+	}
+	c.hits.Add(1)
+	return e
+}
+
+// held returns the entry of id if it is held and live at now.
+func (c *Cache) held(id string, now time.Time) *entry {
 	sh := c.shardOf(id)
 	sh.mu.RLock()
 	e := sh.entries[id]
 	sh.mu.RUnlock()
 	if e == nil || !now.Before(e.s.ExpiresAt) {
-		c.misses.Add(1)
 		return nil
 	}
-	c.hits.Add(1)
 	return e
 }
 
@@ -256,7 +273,7 @@ func (c *Cache) Fill(t Ticket, s *bus.Session, token string) {
 	sh.entries[s.SessionID] = e
 	sh.mu.Unlock()
 	if token != "" {
-		tsh := c.shardOf(string(h[:]))
+		tsh := c.tokenShard(h)
 		tsh.mu.Lock()
 		if len(tsh.tokens) >= 2*c.max {
 			clear(tsh.tokens) // stale ones cost a miss, never a wrong answer
@@ -332,7 +349,7 @@ func (c *Cache) Current() bool { return c.current.Load() }
 // InvalidateToken drops the session that was read by token, if held.
 func (c *Cache) InvalidateToken(token string) {
 	h := c.tokenHash(token)
-	sh := c.shardOf(string(h[:]))
+	sh := c.tokenShard(h)
 	sh.mu.RLock()
 	id, ok := sh.tokens[h]
 	sh.mu.RUnlock()
